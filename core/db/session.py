@@ -1,0 +1,143 @@
+"""Sessions bound to one municipality, and platform sessions that see every municipality.
+
+A *tenant session* carries the municipality it is bound to in ``session.info``. For it:
+
+- every ORM SELECT, UPDATE and DELETE touching a :class:`~core.db.base.TenantScoped` table gets
+  ``municipality_id = <bound>`` added (``with_loader_criteria``), relationship and column loads included;
+- every new tenant-scoped object gets ``municipality_id`` stamped, and one that names another municipality,
+  or an attempt to move a row to another municipality, raises :class:`~core.exceptions.CrossTenantAccess`;
+- on PostgreSQL each transaction starts with ``set_config('tsunagu.municipality_id', …, true)`` so the
+  row-level security policies (see ``core.db.rls``) hold even for raw SQL.
+
+A *platform session* is for the few places that work across municipalities (loading the tenant registry,
+migrations, the CLI's cross-municipality listings). It sets ``tsunagu.platform = on`` on PostgreSQL. A session
+that is neither sees no tenant rows at all on PostgreSQL: a forgotten binding returns nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from core.db.base import TenantScoped
+from core.exceptions import CrossTenantAccess
+
+MUNICIPALITY_KEY = "tsunagu.municipality_id"
+PLATFORM_KEY = "tsunagu.platform"
+_SET_CONTEXT = text(
+    "SELECT set_config('tsunagu.municipality_id', :municipality, true), "
+    "set_config('tsunagu.platform', :platform, true)"
+)
+
+
+def bound_municipality(session: Session | AsyncSession) -> int | None:
+    """The municipality id a session is bound to, or ``None`` for platform and unbound sessions."""
+    return session.info.get(MUNICIPALITY_KEY)
+
+
+class SessionFactory:
+    """Makes tenant and platform sessions on one engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._maker = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def tenant(self, municipality_id: int) -> AsyncIterator[AsyncSession]:
+        """A session bound to one municipality; commits on success, rolls back on error."""
+        if not isinstance(municipality_id, int) or isinstance(municipality_id, bool):
+            raise TypeError(f"municipality_id must be an int, got {municipality_id!r}")
+        async with self._maker(info={MUNICIPALITY_KEY: municipality_id}) as session:
+            async with session.begin():
+                yield session
+
+    @asynccontextmanager
+    async def platform(self) -> AsyncIterator[AsyncSession]:
+        """A session that may see every municipality; use only for genuinely cross-municipality work."""
+        async with self._maker(info={PLATFORM_KEY: True}) as session:
+            async with session.begin():
+                yield session
+
+    @asynccontextmanager
+    async def unbound(self) -> AsyncIterator[AsyncSession]:
+        """A session bound to nothing: on PostgreSQL it sees no tenant rows (used by tests to prove that)."""
+        async with self._maker() as session:
+            async with session.begin():
+                yield session
+
+
+@event.listens_for(Session, "after_begin")
+def _set_rls_context(session: Session, _transaction: Any, connection: Any) -> None:
+    if connection.dialect.name != "postgresql":
+        return
+    municipality_id = session.info.get(MUNICIPALITY_KEY)
+    platform = "on" if session.info.get(PLATFORM_KEY) else "off"
+    connection.execute(
+        _SET_CONTEXT, {"municipality": "" if municipality_id is None else str(municipality_id), "platform": platform}
+    )
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _filter_by_municipality(state: ORMExecuteState) -> None:
+    municipality_id = state.session.info.get(MUNICIPALITY_KEY)
+    if municipality_id is None:
+        return
+    if state.is_insert:
+        _check_orm_insert(state, municipality_id)
+        return
+    if state.is_select or state.is_update or state.is_delete:
+        state.statement = state.statement.options(
+            with_loader_criteria(
+                TenantScoped,
+                lambda cls: cls.municipality_id == municipality_id,
+                include_aliases=True,
+            )
+        )
+
+
+def _check_orm_insert(state: ORMExecuteState, municipality_id: int) -> None:
+    mapper = state.bind_mapper
+    if mapper is None or not issubclass(mapper.class_, TenantScoped):
+        return
+    params = state.parameters
+    rows = params if isinstance(params, list) else [params] if params else []
+    compiled = state.statement.compile().params
+    if "municipality_id" in compiled and compiled["municipality_id"] is not None:
+        rows = [*rows, {"municipality_id": compiled["municipality_id"]}]
+    for row in rows:
+        value = row.get("municipality_id") if isinstance(row, dict) else None
+        if value != municipality_id:
+            raise CrossTenantAccess(
+                f"insert into {mapper.local_table} must name municipality_id={municipality_id}, got {value!r}"
+            )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_municipality(session: Session, _context: Any, _instances: Any) -> None:
+    municipality_id = session.info.get(MUNICIPALITY_KEY)
+    if municipality_id is None:
+        return
+    for obj in session.new:
+        if isinstance(obj, TenantScoped):
+            current = obj.municipality_id
+            if current is None:
+                obj.municipality_id = municipality_id
+            elif current != municipality_id:
+                raise CrossTenantAccess(
+                    f"{type(obj).__name__} for municipality {current} cannot be written by a session bound "
+                    f"to municipality {municipality_id}"
+                )
+    for obj in session.dirty:
+        if isinstance(obj, TenantScoped) and obj.municipality_id != municipality_id:
+            raise CrossTenantAccess(
+                f"{type(obj).__name__} cannot be moved to municipality {obj.municipality_id} by a session bound "
+                f"to municipality {municipality_id}"
+            )
+    for obj in session.deleted:
+        if isinstance(obj, TenantScoped) and obj.municipality_id != municipality_id:
+            raise CrossTenantAccess(f"{type(obj).__name__} of another municipality cannot be deleted here")

@@ -1,0 +1,64 @@
+"""The core's own hook implementations, registered like a plugin so they are easy to see and to override.
+
+They run last (``trylast``): a plugin may answer first for its own cases.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+from litestar.exceptions import HTTPException, ValidationException
+
+from core.exceptions import PlatformError
+from core.http.problems import Problem, problem_type
+from core.markers import hookimpl
+
+log = structlog.get_logger(__name__)
+
+
+def _kind(exc: BaseException) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", type(exc).__name__).lower()
+
+
+class CoreDefaults:
+    """Fallbacks for hooks that must always have an answer."""
+
+    @hookimpl(trylast=True)
+    def problem_for_exception(self, exception: BaseException, municipality: Any) -> Problem | None:
+        if isinstance(exception, PlatformError):
+            errors = exception.extra.get("errors")
+            return Problem(
+                type=problem_type(_kind(exception)),
+                title=exception.title,
+                status=exception.status_code,
+                detail=exception.detail,
+                errors=errors,
+            )
+        if isinstance(exception, ValidationException):
+            extra = exception.extra if isinstance(exception.extra, list) else None
+            return Problem(
+                type=problem_type("validation-error"),
+                title="Invalid input",
+                status=400,
+                detail=exception.detail,
+                errors=[dict(e) for e in extra] if extra else None,
+            )
+        if isinstance(exception, HTTPException):
+            return Problem(title=_http_title(exception.status_code), status=exception.status_code,
+                           detail=exception.detail)
+        log.error("request.unhandled_exception", exc_info=exception)
+        return Problem(title="Internal error", status=500, detail="The server could not complete the request.")
+
+
+def _http_title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+DEFAULT_PLUGINS: tuple[object, ...] = (CoreDefaults(),)
