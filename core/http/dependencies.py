@@ -5,13 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from typing import TypeAlias
+
 from litestar import Request
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.exceptions import UnknownMunicipality
 from core.platform import Platform
 from core.tenancy.registry import Municipality
+
+
+PlatformDep: TypeAlias = NamedDependency[Platform]
+"""Annotate a handler parameter named ``platform`` with this to receive the :class:`Platform`."""
+MunicipalityDep: TypeAlias = NamedDependency[Municipality]
+"""Annotate a parameter named ``municipality`` with this to receive the bound municipality."""
+DbSession: TypeAlias = NamedDependency[AsyncSession]
+"""Annotate a parameter named ``db_session`` with this to receive a session bound to the municipality."""
 
 
 def provide_platform(request: Request[Any, Any, Any]) -> Platform:
@@ -26,9 +36,7 @@ def provide_municipality(request: Request[Any, Any, Any]) -> Municipality:
     return municipality
 
 
-async def provide_db_session(
-    platform: Platform, municipality: Municipality
-) -> AsyncIterator[AsyncSession]:
+async def provide_db_session(platform: PlatformDep, municipality: MunicipalityDep) -> AsyncIterator[AsyncSession]:
     """A session bound to the request's municipality; committed when the handler returns, else rolled back."""
     async with platform.sessions.tenant(municipality.id) as session:
         yield session

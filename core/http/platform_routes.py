@@ -9,8 +9,7 @@ from litestar import Response, get
 
 from core.http.problems import PROBLEM_MEDIA_TYPE, Problem, encode_problem, problem_type
 from core.jobs import check_broker
-from core.platform import Platform
-from core.tenancy.registry import Municipality
+from core.http.dependencies import MunicipalityDep, PlatformDep
 
 
 class Health(msgspec.Struct, kw_only=True, frozen=True):
@@ -53,7 +52,7 @@ def healthz() -> Health:
 
 
 @get("/readyz", tags=["platform"], summary="The database and the broker answer")
-async def readyz(platform: Platform) -> Response[Readiness] | Response[bytes]:
+async def readyz(platform: PlatformDep) -> Response[Readiness] | Response[bytes]:
     database = broker = "ok"
     try:
         await asyncio.wait_for(platform.ping_database(), timeout=5)
@@ -73,7 +72,7 @@ async def readyz(platform: Platform) -> Response[Readiness] | Response[bytes]:
 
 
 @get("/municipalities", tags=["platform"], sync_to_thread=False, summary="The member municipalities")
-def list_municipalities(platform: Platform) -> list[MunicipalitySummary]:
+def list_municipalities(platform: PlatformDep) -> list[MunicipalitySummary]:
     return [
         MunicipalitySummary(slug=m.slug, name=m.name, name_en=m.name_en, code=m.code)
         for m in sorted(platform.snapshot.by_id.values(), key=lambda m: m.code)
@@ -81,7 +80,7 @@ def list_municipalities(platform: Platform) -> list[MunicipalitySummary]:
 
 
 @get("/", tags=["municipality"], sync_to_thread=False, summary="This municipality and the services it offers")
-def front_page(platform: Platform, municipality: Municipality) -> MunicipalityFrontPage:
+def front_page(platform: PlatformDep, municipality: MunicipalityDep) -> MunicipalityFrontPage:
     enabled = platform.snapshot.enabled.get(municipality.id, frozenset())
     services = [
         Service(name=name, title_ja=plugin.meta.title.ja, title_en=plugin.meta.title.en, path=f"/{name}")
