@@ -5,12 +5,16 @@ from __future__ import annotations
 import sys
 
 import click
+import msgspec
 
 from core.cli.db import db
 from core.cli.municipality import municipality
 from core.cli.plugin import plugin
 from core.cli.runtime import CliState, handle_errors
 from core.cli.server import demo, serve, worker
+from core.exceptions import PlatformError
+from core.logging import configure_logging
+from core.settings import Settings, load_settings
 
 
 def build_cli() -> click.Group:
@@ -50,11 +54,22 @@ def plugin_commands() -> dict[str, list[click.Command]]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = sys.argv[1:] if argv is None else argv
+    _log_to_stderr()
     cli = build_cli()
     code = handle_errors(lambda: cli.main(args=args, prog_name="tsunagu", standalone_mode=False))
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _log_to_stderr() -> None:
+    """Configure logging before plugins load: a broken plugin's report goes to stderr, never into stdout."""
+    try:
+        settings = load_settings()
+    except PlatformError:  # reported as one line once a command reads the settings
+        settings = Settings()
+    quiet = settings.log_level == "info"  # as open_platform: no info lines among a command's own output
+    configure_logging(msgspec.structs.replace(settings, log_level="warning") if quiet else settings)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ annotations below are only evaluated after that check.
 
 import sys
 
-if sys.version_info < (3, 11):
+if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under any python3 and must say why it stops
     sys.stderr.write(
-        "dev.py: tsunagu needs Python >= 3.11, this is %d.%d (%s)\n"
+        "dev.py: tsunagu needs Python >= 3.11, this is %d.%d (%s)\n"  # noqa: UP031 - parses on old Pythons
         % (sys.version_info[0], sys.version_info[1], sys.executable)
     )
     sys.exit(2)
@@ -99,8 +99,14 @@ def pip(description: str, *args: str) -> None:
     """Run pip in the venv quietly; on failure show its full output and stop."""
     step(description)
     cmd = [
-        str(PYTHON), "-m", "pip", "install",
-        "--disable-pip-version-check", "--no-input", "--no-color", *args,
+        str(PYTHON),
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-color",
+        *args,
     ]
     r = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
@@ -114,6 +120,7 @@ def warn_on_lock_drift() -> None:
     requirements.lock is installed last, so it wins for the application either way,
     but a mismatch means requirements-build.lock should be regenerated.
     """
+
     def pins(path: Path) -> dict[str, str]:
         out = {}
         for line in path.read_text().splitlines():
@@ -159,7 +166,10 @@ def ensure_installed() -> None:
     for project in example_projects():
         pip(
             f"installing {project.relative_to(ROOT)} (editable)…",
-            "--no-deps", "--no-build-isolation", "-e", str(project),
+            "--no-deps",
+            "--no-build-isolation",
+            "-e",
+            str(project),
         )
     STAMP.write_text(digest + "\n")
 

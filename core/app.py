@@ -29,13 +29,22 @@ def plugin_routers(platform: Platform) -> list[Router]:
     """Each plugin's routes under ``/<name>``, guarded so they exist only where the plugin is enabled."""
     routers = []
     for impl in platform.plugins.pm.hook.register_routes.get_hookimpls():
-        handlers = impl.function() or []
+        try:
+            handlers = impl.function() or []
+        except Exception:  # that plugin serves no routes; the platform and the other plugins do
+            log.exception("plugin.hook_failed", plugin=impl.plugin_name, hook="register_routes")
+            continue
         if not handlers:
             continue
         name = impl.plugin_name
         routers.append(
-            Router(path=f"/{name}", route_handlers=handlers, guards=[plugin_enabled_guard], opt={"plugin": name},
-                   tags=[name])
+            Router(
+                path=f"/{name}",
+                route_handlers=handlers,
+                guards=[plugin_enabled_guard],
+                opt={"plugin": name},
+                tags=[name],
+            )
         )
     return routers
 
@@ -56,7 +65,9 @@ def create_app(
     platform = platform or create_platform(settings, extra_plugins=extra_plugins)
     runner = JobRunner(platform)
     platform.jobs = runner
-    in_process = settings.broker_url.startswith("embedded") if run_jobs_in_process is None else run_jobs_in_process
+    in_process = (
+        settings.broker_url.startswith("embedded") if run_jobs_in_process is None else run_jobs_in_process
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -66,8 +77,11 @@ def create_app(
             runner.start_worker()
         for name, reason in sorted(platform.plugins.broken.items()):
             log.error("plugin.broken", plugin=name, reason=reason)
-        log.info("platform.started", municipalities=len(platform.snapshot.by_id),
-                 plugins=sorted(platform.plugins.plugins))
+        log.info(
+            "platform.started",
+            municipalities=len(platform.snapshot.by_id),
+            plugins=sorted(platform.plugins.plugins),
+        )
         try:
             yield
         finally:

@@ -39,17 +39,22 @@ class CoreDefaults:
         if isinstance(exception, ValidationException):
             extra = exception.extra if isinstance(exception.extra, list) else None
             return Problem(
-                type=problem_type("validation-error"),
-                title="Invalid input",
+                type=problem_type("malformed-request"),
+                title="Malformed request",
                 status=400,
                 detail=exception.detail,
                 errors=[dict(e) for e in extra] if extra else None,
             )
         if isinstance(exception, HTTPException):
-            return Problem(title=_http_title(exception.status_code), status=exception.status_code,
-                           detail=exception.detail)
+            return Problem(
+                title=_http_title(exception.status_code),
+                status=exception.status_code,
+                detail=exception.detail,
+            )
         log.error("request.unhandled_exception", exc_info=exception)
-        return Problem(title="Internal error", status=500, detail="The server could not complete the request.")
+        return Problem(
+            title="Internal error", status=500, detail="The server could not complete the request."
+        )
 
 
 def _http_title(status: int) -> str:

@@ -81,3 +81,15 @@ class ServiceUnavailable(PlatformError):
     status_code = 503
     title = "Service unavailable"
     exit_code = 1
+
+
+class NotReady(ServiceUnavailable):
+    """A dependency of the process (database, broker) does not answer; ``/readyz`` reports it."""
+
+    title = "Not ready"
+
+
+class DatabaseNotReady(ServiceUnavailable):
+    """The database does not answer, or is not migrated to this version of the platform."""
+
+    title = "Database not ready"

@@ -44,7 +44,9 @@ class JobOptions(msgspec.Struct, kw_only=True, frozen=True):
     time_limit_ms: int = 10 * 60 * 1000
 
 
-def job(*, queue: str = "default", max_retries: int = 5, time_limit_ms: int = 600_000) -> Callable[[JobFunction], JobFunction]:
+def job(
+    *, queue: str = "default", max_retries: int = 5, time_limit_ms: int = 600_000
+) -> Callable[[JobFunction], JobFunction]:
     """Mark an ``async def fn(ctx: JobContext, **kwargs)`` as a job a plugin can return from ``register_actors``."""
 
     def mark(fn: JobFunction) -> JobFunction:
@@ -117,17 +119,30 @@ class JobRunner:
         self.actors: dict[str, dramatiq.Actor] = {}
         self._job_platform: Platform | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
         self._loop_lock = threading.Lock()
         self._worker: dramatiq.Worker | None = None
         self._declare_actors()
 
     def _declare_actors(self) -> None:
+        """Turn every plugin's ``@job`` functions into actors; a plugin's mistake leaves out only that plugin's job."""
         for impl in self.platform.plugins.pm.hook.register_actors.get_hookimpls():
             plugin_name = impl.plugin_name
-            for fn in impl.function() or []:
+            try:
+                functions = list(impl.function() or [])
+            except Exception:
+                log.exception("plugin.hook_failed", plugin=plugin_name, hook="register_actors")
+                continue
+            for fn in functions:
                 options: JobOptions | None = getattr(fn, "__tsunagu_job__", None)
                 if options is None:
-                    raise ImproperlyConfigured(f"{plugin_name}: register_actors returned {fn!r}, not a @job function")
+                    log.error(
+                        "plugin.job_invalid",
+                        plugin=plugin_name,
+                        job=repr(fn),
+                        reason="register_actors must return functions marked with @core.jobs.job",
+                    )
+                    continue
                 name = f"{plugin_name}.{fn.__name__}"
                 self.actors[name] = dramatiq.Actor(
                     self._runner_for(plugin_name, fn),
@@ -150,39 +165,53 @@ class JobRunner:
 
     def _runner_for(self, plugin_name: str, fn: JobFunction) -> Callable[[int, dict[str, Any]], None]:
         def run(municipality_id: int, kwargs: dict[str, Any]) -> None:
-            future = asyncio.run_coroutine_threadsafe(self._run(plugin_name, fn, municipality_id, kwargs), self._event_loop())
+            future = asyncio.run_coroutine_threadsafe(
+                self._run(plugin_name, fn, municipality_id, kwargs), self._event_loop()
+            )
             future.result()
 
         run.__name__ = fn.__name__
         return run
 
-    async def _run(self, plugin_name: str, fn: JobFunction, municipality_id: int, kwargs: dict[str, Any]) -> None:
+    async def _run(
+        self, plugin_name: str, fn: JobFunction, municipality_id: int, kwargs: dict[str, Any]
+    ) -> None:
         platform = await self._execution_platform()
         await platform.refresh()
         municipality = platform.snapshot.by_id.get(municipality_id)
         if municipality is None or not platform.is_enabled(municipality, plugin_name):
-            log.warning("job.skipped", job=f"{plugin_name}.{fn.__name__}", municipality=municipality_id,
-                        reason="municipality unknown or plugin not enabled there")
+            log.warning(
+                "job.skipped",
+                job=f"{plugin_name}.{fn.__name__}",
+                municipality=municipality_id,
+                reason="municipality unknown or plugin not enabled there",
+            )
             return
-        with structlog.contextvars.bound_contextvars(municipality=municipality.slug, job=f"{plugin_name}.{fn.__name__}"):
+        with structlog.contextvars.bound_contextvars(
+            municipality=municipality.slug, job=f"{plugin_name}.{fn.__name__}"
+        ):
             await fn(JobContext(platform, municipality, plugin_name), **kwargs)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         with self._loop_lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="tsunagu-jobs-loop", daemon=True).start()
+                self._loop_thread = threading.Thread(
+                    target=loop.run_forever, name="tsunagu-jobs-loop", daemon=True
+                )
+                self._loop_thread.start()
                 self._loop = loop
             return self._loop
 
     async def _execution_platform(self) -> Platform:
         if self._job_platform is None:
-            from core.platform import Platform
             from core.db.engine import create_engine
             from core.db.session import SessionFactory
+            from core.platform import Platform
 
             self._job_platform = Platform(
-                self.platform.settings, SessionFactory(create_engine(self.platform.settings.database_url)),
+                self.platform.settings,
+                SessionFactory(create_engine(self.platform.settings.database_url)),
                 self.platform.plugins,
             )
         return self._job_platform
@@ -202,5 +231,9 @@ class JobRunner:
             if self._job_platform is not None:
                 asyncio.run_coroutine_threadsafe(self._job_platform.engine.dispose(), loop).result(timeout=10)
             loop.call_soon_threadsafe(loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join(timeout=10)
+                self._loop_thread = None
+            loop.close()  # else its selector and self-pipe sockets leak (ResourceWarning)
             self._loop = None
         self.broker.close()

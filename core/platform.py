@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from core.db.engine import create_engine
 from core.db.rls import ROLE_CHECK_SQL
 from core.db.session import SessionFactory
-from core.exceptions import ImproperlyConfigured, NotFound
+from core.exceptions import DatabaseNotReady, NotFound
 from core.plugins.base import Plugin
 from core.plugins.loader import discover
 from core.plugins.manager import HookRelay, PluginHost, create_plugin_manager
@@ -83,19 +83,23 @@ class Platform:
     async def refresh(self, *, force: bool = False) -> bool:
         """Reload the snapshot if the database revision moved. Returns whether it was reloaded.
 
-        :raises ImproperlyConfigured: if the database is unreachable or not migrated.
+        :raises DatabaseNotReady: if the database is unreachable or not migrated.
         """
         try:
             async with self.sessions.platform() as session:
-                revision = await session.scalar(select(PlatformRevisionRow.revision).where(PlatformRevisionRow.id == 1))
+                revision = await session.scalar(
+                    select(PlatformRevisionRow.revision).where(PlatformRevisionRow.id == 1)
+                )
                 if revision is None:
-                    raise ImproperlyConfigured("the database has no platform revision row: run `tsunagu db upgrade`")
+                    raise DatabaseNotReady(
+                        "the database has no platform revision row: run `tsunagu db upgrade`"
+                    )
                 if not force and revision == self.snapshot.revision:
                     return False
                 rows = (await session.scalars(select(MunicipalityRow).order_by(MunicipalityRow.id))).all()
                 enablements = (await session.scalars(select(PluginEnablementRow))).all()
         except (OperationalError, ProgrammingError) as exc:
-            raise ImproperlyConfigured(
+            raise DatabaseNotReady(
                 f"database {redact_url(self.settings.database_url)} is not ready ({type(exc.orig).__name__}): "
                 "run `tsunagu db upgrade`"
             ) from exc
@@ -128,7 +132,12 @@ class Platform:
             try:
                 settings[(row.municipality_id, row.plugin)] = validate_plugin_settings(plugin, row.settings)
             except Exception as exc:  # stored settings a newer plugin version no longer accepts
-                log.error("plugin.settings_invalid", plugin=row.plugin, municipality=row.municipality_id, error=str(exc))
+                log.error(
+                    "plugin.settings_invalid",
+                    plugin=row.plugin,
+                    municipality=row.municipality_id,
+                    error=str(exc),
+                )
                 continue
             enabled[row.municipality_id].add(row.plugin)
         return TenantSnapshot(
@@ -190,4 +199,3 @@ def create_platform(
     pm = create_plugin_manager(loaded, DEFAULT_PLUGINS)
     engine = create_engine(settings.database_url)
     return Platform(settings, SessionFactory(engine), PluginHost(pm, loaded))
-

@@ -16,7 +16,8 @@ import msgspec
 from core.exceptions import ImproperlyConfigured
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/tsunagu.sqlite3"
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'tsunagu.sqlite3'}"
+"""The embedded default: a file under the project's ``var/``, wherever the command is run from."""
 EMBEDDED_BROKER = "embedded://"
 
 Environment = Literal["development", "production", "test"]
@@ -122,8 +123,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
 def redact_url(url: str) -> str:
     """Hide the password in a URL before it reaches a message or a log line."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:  # a malformed URL ("redis//u:pw@host") is exactly the one that ends up in an error message
+        scheme, rest = "", url
+    if "@" not in rest:
         return url
     credentials, _, location = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{location}" if ":" in credentials else url
+    return f"{scheme}{sep}{user}:***@{location}" if ":" in credentials else url

@@ -25,7 +25,9 @@ async def lifespan_client(app: Any, base_url: str = "http://testserver") -> Asyn
     async def send(message: dict[str, Any]) -> None:
         await from_app.put(message)
 
-    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send))
+    task = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    )
     await to_app.put({"type": "lifespan.startup"})
     started = await from_app.get()
     if started["type"] != "lifespan.startup.complete":

@@ -71,7 +71,9 @@ class PostgresDatabases:
             try:
                 exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", APP_ROLE)
                 if not exists:
-                    await conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE")
+                    await conn.execute(
+                        f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+                    )
                 await conn.execute(f'CREATE DATABASE "{name}" OWNER {APP_ROLE}')
                 await conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
             finally:
@@ -101,7 +103,9 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
     reason = postgres_available()
     if reason is not None:
         if POSTGRES_REQUIRED:
-            pytest.fail(f"PostgreSQL is required here (CI) but not reachable at {ADMIN_URL}: {reason}", pytrace=False)
+            pytest.fail(
+                f"PostgreSQL is required here (CI) but not reachable at {ADMIN_URL}: {reason}", pytrace=False
+            )
         pytest.skip(f"no PostgreSQL server reachable at {ADMIN_URL}: {reason}")
     databases = PostgresDatabases()
     yield databases
@@ -142,11 +146,16 @@ async def _empty_postgres(url: str) -> None:
     try:
         async with platform.engine.begin() as conn:
             tables = [
-                r[0] for r in await conn.execute(text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-                ))
+                r[0]
+                for r in await conn.execute(
+                    text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                    )
+                )
             ]
-            await conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            await conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            )
             await conn.execute(text("INSERT INTO platform_revision (id, revision) VALUES (1, 0)"))
     finally:
         await platform.close()

@@ -24,7 +24,7 @@ def upgrade(revision: str) -> None:
 @db.command()
 @click.argument("revision")
 def downgrade(revision: str) -> None:
-    """Downgrade to REVISION (``base`` removes every table)."""
+    """Downgrade to REVISION ('base' removes every table)."""
     migrate.downgrade(open_platform(), revision)
     click.echo(f"downgraded to {revision}")
 

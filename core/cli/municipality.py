@@ -32,7 +32,14 @@ def list_(as_json: bool) -> None:
             return
         table = Table("slug", "name", "name_en", "code", "hosts", "plugins")
         for m in rows:
-            table.add_row(m.slug, m.name, m.name_en, m.code, ", ".join(m.hosts), ", ".join(sorted(enabled.get(m.id, ()))))
+            table.add_row(
+                m.slug,
+                m.name,
+                m.name_en,
+                m.code,
+                ", ".join(m.hosts),
+                ", ".join(sorted(enabled.get(m.id, ()))),
+            )
         console.print(table)
 
     run_async(work)
@@ -54,7 +61,11 @@ def show(slug: str, as_json: bool) -> None:
         console.print(f"hosts: {', '.join(m.hosts) or '-'}  timezone: {m.timezone}  locale: {m.locale}")
         table = Table("plugin", "enabled", "settings")
         for name, entry in sorted(manifest.plugins.items()):
-            table.add_row(name, "yes" if entry.enabled else "no", tomli_w.dumps(entry.settings).strip().replace("\n", "; "))
+            table.add_row(
+                name,
+                "yes" if entry.enabled else "no",
+                tomli_w.dumps(entry.settings).strip().replace("\n", "; "),
+            )
         console.print(table)
 
     run_async(work)

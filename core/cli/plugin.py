@@ -32,18 +32,26 @@ def list_(slug: str | None, as_json: bool) -> None:
             municipalities = [platform.municipality(slug)]
         plugins = platform.plugins.plugins
         if as_json:
-            print_json({
-                "plugins": [
-                    {"name": name, "version": p.meta.version, "title": {"ja": p.meta.title.ja, "en": p.meta.title.en},
-                     "enabled_for": [m.slug for m in municipalities if platform.is_enabled(m, name)]}
-                    for name, p in sorted(plugins.items())
-                ],
-                "broken": [{"name": n, "reason": r} for n, r in sorted(platform.plugins.broken.items())],
-            })
+            print_json(
+                {
+                    "plugins": [
+                        {
+                            "name": name,
+                            "version": p.meta.version,
+                            "title": {"ja": p.meta.title.ja, "en": p.meta.title.en},
+                            "enabled_for": [m.slug for m in municipalities if platform.is_enabled(m, name)],
+                        }
+                        for name, p in sorted(plugins.items())
+                    ],
+                    "broken": [{"name": n, "reason": r} for n, r in sorted(platform.plugins.broken.items())],
+                }
+            )
             return
         table = Table("plugin", "version", *[m.slug for m in municipalities])
         for name, p in sorted(plugins.items()):
-            table.add_row(name, p.meta.version, *["●" if platform.is_enabled(m, name) else "·" for m in municipalities])
+            table.add_row(
+                name, p.meta.version, *["●" if platform.is_enabled(m, name) else "·" for m in municipalities]
+            )
         console.print(table)
         for name, reason in sorted(platform.plugins.broken.items()):
             console.print(f"[red]broken[/red] {name}: {reason}")
@@ -62,24 +70,34 @@ def info(name: str, as_json: bool) -> None:
             raise NotFound(f"plugin {name} is broken: {platform.plugins.broken[name]}")
         p = platform.plugins.plugins.get(name)
         if p is None:
-            raise NotFound(f"no plugin named {name!r} (installed: {', '.join(sorted(platform.plugins.plugins))})")
+            raise NotFound(
+                f"no plugin named {name!r} (installed: {', '.join(sorted(platform.plugins.plugins))})"
+            )
         meta = p.meta
         settings_fields = [
             {"name": f.name, "type": _type_name(f.type), "default": _default(f)}
             for f in msgspec.inspect.type_info(meta.settings).fields  # type: ignore[union-attr]
         ]
         data = {
-            "name": meta.name, "version": meta.version, "title": {"ja": meta.title.ja, "en": meta.title.en},
-            "description": meta.description, "core_api": meta.core_api, "requires": meta.requires,
-            "settings": settings_fields, "tables": list(meta.tables), "migrations": meta.migrations,
+            "name": meta.name,
+            "version": meta.version,
+            "title": {"ja": meta.title.ja, "en": meta.title.en},
+            "description": meta.description,
+            "core_api": meta.core_api,
+            "requires": meta.requires,
+            "settings": settings_fields,
+            "tables": list(meta.tables),
+            "migrations": meta.migrations,
             "origin": platform.plugins.origins.get(name),
-            "enabled_for": sorted(m.slug for m in platform.snapshot.by_id.values() if platform.is_enabled(m, name)),
+            "enabled_for": sorted(
+                m.slug for m in platform.snapshot.by_id.values() if platform.is_enabled(m, name)
+            ),
         }
         if as_json:
             print_json(data)
             return
         console.print(f"[bold]{meta.name}[/bold] {meta.version} — {meta.title.ja} / {meta.title.en}")
-        for key in ("description", "core_api", "requires", "tables", "origin", "enabled_for"):
+        for key in ("description", "core_api", "requires", "tables", "migrations", "origin", "enabled_for"):
             console.print(f"  {key}: {data[key]}")
         table = Table("setting", "type", "default")
         for f in settings_fields:
@@ -110,8 +128,13 @@ def disable(name: str, slug: str) -> None:
 @plugin.command()
 @click.argument("name")
 @municipality_option
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Set a setting; VALUE is read as TOML (30, true, [\"a\"], \"text\"), else as text. Repeatable.")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help='Set a setting; VALUE is read as TOML (30, true, ["a"], "text"), else as text. Repeatable.',
+)
 @json_option
 def config(name: str, slug: str, assignments: tuple[str, ...], as_json: bool) -> None:
     """Show or change a plugin's settings for one municipality (validated before anything is written)."""
@@ -140,6 +163,17 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def _type_name(t: Any) -> str:
+    """A readable name for a msgspec type: ``int``, ``tuple[str, ...]``, ``str | None``."""
+    if isinstance(t, msgspec.inspect.UnionType):
+        return " | ".join(_type_name(x) for x in t.types)
+    if isinstance(t, msgspec.inspect.VarTupleType):
+        return f"tuple[{_type_name(t.item_type)}, ...]"
+    if isinstance(t, (msgspec.inspect.ListType, msgspec.inspect.SetType, msgspec.inspect.FrozenSetType)):
+        return f"{type(t).__name__.removesuffix('Type').lower()}[{_type_name(t.item_type)}]"
+    if isinstance(t, msgspec.inspect.DictType):
+        return f"dict[{_type_name(t.key_type)}, {_type_name(t.value_type)}]"
+    if isinstance(t, msgspec.inspect.LiteralType):
+        return " | ".join(repr(v) for v in t.values)
     return type(t).__name__.removesuffix("Type").lower()
 
 

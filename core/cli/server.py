@@ -11,7 +11,7 @@ import click
 
 from core.cli.runtime import open_platform, state
 from core.db import migrate
-from core.settings import load_settings
+from core.settings import load_settings, redact_url
 from core.tenancy import service
 from core.tenancy.manifest import load_manifests
 
@@ -21,7 +21,9 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
 
     settings = load_settings(host=host, port=port, workers=workers)
     url = f"http://{settings.host}:{settings.port}"
-    click.echo(f"tsunagu listening on {url} ({settings.workers} process(es); try {url}/municipalities)", err=True)
+    click.echo(
+        f"tsunagu listening on {url} ({settings.workers} process(es); try {url}/municipalities)", err=True
+    )
     uvicorn.run(
         "core.app:create_app",
         factory=True,
@@ -52,8 +54,10 @@ def worker(threads: int) -> None:
 
     settings = state().settings
     if settings.broker_url.startswith("embedded"):
-        raise click.UsageError("TSUNAGU_BROKER_URL is embedded://: jobs run inside `tsunagu serve`; "
-                               "set a redis:// or amqp:// broker to run separate workers")
+        raise click.UsageError(
+            "TSUNAGU_BROKER_URL is embedded://: jobs run inside `tsunagu serve`; "
+            "set a redis:// or amqp:// broker to run separate workers"
+        )
     platform = open_platform()
     runner = JobRunner(platform)
     platform.jobs = runner
@@ -74,7 +78,7 @@ def demo(host: str | None, port: int | None) -> None:
     """Migrate the database, load municipalities/*.toml, and serve: the embedded default in one command."""
     settings = state().settings
     platform = open_platform(settings)
-    click.echo(f"database: {settings.database_url}", err=True)
+    click.echo(f"database: {redact_url(settings.database_url)}", err=True)
     migrate.upgrade(platform, "heads")
     files = sorted(Path(settings.municipalities_dir).glob("*.toml"))
     manifests = load_manifests(files)
@@ -88,6 +92,8 @@ def demo(host: str | None, port: int | None) -> None:
             await platform.close()
 
     changed = asyncio.run(apply())
-    click.echo(f"municipalities: {len(manifests)} loaded from {settings.municipalities_dir} ({changed} change(s))",
-               err=True)
+    click.echo(
+        f"municipalities: {len(manifests)} loaded from {settings.municipalities_dir} ({changed} change(s))",
+        err=True,
+    )
     _serve(host, port, None)

@@ -7,7 +7,6 @@ each branch is. The app never migrates on its own, except ``tsunagu demo`` for t
 from __future__ import annotations
 
 import io
-from contextlib import redirect_stdout
 from pathlib import Path
 
 from alembic import command
@@ -44,8 +43,9 @@ def downgrade(platform: Platform, revision: str) -> None:
 def current(platform: Platform) -> str:
     """Alembic's own report of the current revision of each branch."""
     buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        command.current(alembic_config(platform), verbose=False)
+    config = alembic_config(platform)
+    config.stdout = buffer  # alembic prints to its Config's stream (bound at import), not to sys.stdout
+    command.current(config, verbose=False)
     return buffer.getvalue()
 
 

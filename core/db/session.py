@@ -78,7 +78,8 @@ def _set_rls_context(session: Session, _transaction: Any, connection: Any) -> No
     municipality_id = session.info.get(MUNICIPALITY_KEY)
     platform = "on" if session.info.get(PLATFORM_KEY) else "off"
     connection.execute(
-        _SET_CONTEXT, {"municipality": "" if municipality_id is None else str(municipality_id), "platform": platform}
+        _SET_CONTEXT,
+        {"municipality": "" if municipality_id is None else str(municipality_id), "platform": platform},
     )
 
 

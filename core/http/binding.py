@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from core.platform import Platform
     from core.tenancy.registry import Municipality
 
-PLATFORM_PATHS = frozenset({"/healthz", "/readyz", "/municipalities", "/favicon.ico"})
-PLATFORM_PREFIXES = ("/schema",)
+PLATFORM_PATHS = frozenset({"/healthz", "/readyz", "/municipalities", "/favicon.ico", "/schema"})
+PLATFORM_PREFIXES = ("/schema/",)  # with the slash: a plugin named ``schemata`` is not a platform path
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 access_log = structlog.get_logger("tsunagu.access")
@@ -84,12 +84,22 @@ class TsunaguApp(Litestar):
                     scope["raw_path"] = routed_path.encode()
                     scope["root_path"] = scope.get("root_path", "") + path[: len(path) - len(routed_path)]
                 scope.setdefault("state", {})["municipality"] = municipality
-                platform.notify(municipality, "on_request_bound", municipality=municipality, path=routed_path,
-                                method=scope.get("method", ""))
+                platform.notify(
+                    municipality,
+                    "on_request_bound",
+                    municipality=municipality,
+                    path=routed_path,
+                    method=scope.get("method", ""),
+                )
                 await super().__call__(scope, receive, send_with_id)
         if scope["type"] == "http":
-            access_log.info("request", method=scope["method"], path=path, status=status["code"],
-                            duration_ms=round((time.perf_counter() - started) * 1000, 2))
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=path,
+                status=status["code"],
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
 
 
 def _request_id(scope: Scope) -> str:
@@ -106,10 +116,22 @@ async def _unknown_municipality(scope: Scope, send: Any, reason: str) -> None:
         await send({"type": "websocket.close", "code": 4404})
         return
     body = encode_problem(
-        Problem(type=problem_type("unknown-municipality"), title="Unknown municipality", status=404,
-                detail=reason, instance=scope["path"])
+        Problem(
+            type=problem_type("unknown-municipality"),
+            title="Unknown municipality",
+            status=404,
+            detail=reason,
+            instance=scope["path"],
+        )
     )
-    await send({"type": "http.response.start", "status": 404,
-                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 404,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
-
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from litestar import Request
 from litestar.di import NamedDependency, Provide
@@ -14,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.exceptions import UnknownMunicipality
 from core.platform import Platform
 from core.tenancy.registry import Municipality
-
 
 PlatformDep: TypeAlias = NamedDependency[Platform]
 """Annotate a handler parameter named ``platform`` with this to receive the :class:`Platform`."""
@@ -36,7 +33,9 @@ def provide_municipality(request: Request[Any, Any, Any]) -> Municipality:
     return municipality
 
 
-async def provide_db_session(platform: PlatformDep, municipality: MunicipalityDep) -> AsyncIterator[AsyncSession]:
+async def provide_db_session(
+    platform: PlatformDep, municipality: MunicipalityDep
+) -> AsyncIterator[AsyncSession]:
     """A session bound to the request's municipality; committed when the handler returns, else rolled back."""
     async with platform.sessions.tenant(municipality.id) as session:
         yield session

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-from litestar import Response, get
+from litestar import get
 
-from core.http.problems import PROBLEM_MEDIA_TYPE, Problem, encode_problem, problem_type
-from core.jobs import check_broker
+from core.exceptions import NotReady
 from core.http.dependencies import MunicipalityDep, PlatformDep
+from core.jobs import check_broker
 
 
 class Health(msgspec.Struct, kw_only=True, frozen=True):
@@ -52,7 +52,7 @@ def healthz() -> Health:
 
 
 @get("/readyz", tags=["platform"], summary="The database and the broker answer")
-async def readyz(platform: PlatformDep) -> Response[Readiness] | Response[bytes]:
+async def readyz(platform: PlatformDep) -> Readiness:
     database = broker = "ok"
     try:
         await asyncio.wait_for(platform.ping_database(), timeout=5)
@@ -61,14 +61,14 @@ async def readyz(platform: PlatformDep) -> Response[Readiness] | Response[bytes]
     runner = platform.jobs
     if runner is not None:
         try:
-            await asyncio.wait_for(asyncio.to_thread(check_broker, platform.settings, runner.broker), timeout=5)
+            await asyncio.wait_for(
+                asyncio.to_thread(check_broker, platform.settings, runner.broker), timeout=5
+            )
         except Exception as exc:
             broker = f"unreachable: {type(exc).__name__}"
-    if database == broker == "ok":
-        return Response(Readiness(status="ok", database=database, broker=broker))
-    problem = Problem(type=problem_type("not-ready"), title="Not ready", status=503,
-                      detail=f"database: {database}; broker: {broker}", instance="/readyz")
-    return Response(encode_problem(problem), status_code=503, media_type=PROBLEM_MEDIA_TYPE)
+    if database != "ok" or broker != "ok":
+        raise NotReady(f"database: {database}; broker: {broker}")
+    return Readiness(status="ok", database=database, broker=broker)
 
 
 @get("/municipalities", tags=["platform"], sync_to_thread=False, summary="The member municipalities")
@@ -87,9 +87,15 @@ def front_page(platform: PlatformDep, municipality: MunicipalityDep) -> Municipa
         for name, plugin in sorted(platform.plugins.plugins.items())
         if name in enabled
     ]
-    return MunicipalityFrontPage(slug=municipality.slug, name=municipality.name, name_en=municipality.name_en,
-                                 code=municipality.code, timezone=municipality.timezone, locale=municipality.locale,
-                                 services=services)
+    return MunicipalityFrontPage(
+        slug=municipality.slug,
+        name=municipality.name,
+        name_en=municipality.name_en,
+        code=municipality.code,
+        timezone=municipality.timezone,
+        locale=municipality.locale,
+        services=services,
+    )
 
 
 CORE_ROUTES = [healthz, readyz, list_municipalities, front_page]

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import structlog
 from litestar import Request, Response
 
 if TYPE_CHECKING:
     from core.platform import Platform
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+log = structlog.get_logger(__name__)
 
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -43,9 +46,15 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 
 def exception_to_problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """The one exception handler of the app: ask the hook ``problem_for_exception`` (core default last)."""
+    from core.defaults import CoreDefaults
+
     platform: Platform = request.app.state.platform
     municipality = request.scope.get("state", {}).get("municipality")
-    problem = platform.hooks(municipality).problem_for_exception(exception=exc, municipality=municipality)
+    try:
+        problem = platform.hooks(municipality).problem_for_exception(exception=exc, municipality=municipality)
+    except Exception:  # a plugin's mapper failed: answer with the core's own mapping, never with no answer
+        log.exception("plugin.hook_failed", hook="problem_for_exception")
+        problem = CoreDefaults().problem_for_exception(exception=exc, municipality=municipality)
     if problem is None:  # the default plugin always answers; this guards against a deregistered default
         problem = Problem(title="Internal error", status=500)
     problem.instance = problem.instance or request.url.path

@@ -54,7 +54,7 @@ class PluginMeta(msgspec.Struct, kw_only=True, frozen=True):
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not NAME_PATTERN.match(self.name):
+        if not NAME_PATTERN.fullmatch(self.name):
             raise ImproperlyConfigured(
                 f"plugin name must be lowercase letters, digits and '_' (2-40 chars), got {self.name!r}"
             )
@@ -62,13 +62,20 @@ class PluginMeta(msgspec.Struct, kw_only=True, frozen=True):
             Version(self.version)
         except InvalidVersion as exc:
             raise ImproperlyConfigured(f"{self.name}: version must be PEP 440, got {self.version!r}") from exc
-        for label, spec in (("core_api", self.core_api), *((f"requires.{k}", v) for k, v in self.requires.items())):
+        for label, spec in (
+            ("core_api", self.core_api),
+            *((f"requires.{k}", v) for k, v in self.requires.items()),
+        ):
             try:
                 SpecifierSet(spec)
             except InvalidSpecifier as exc:
-                raise ImproperlyConfigured(f"{self.name}: {label} must be a version specifier, got {spec!r}") from exc
+                raise ImproperlyConfigured(
+                    f"{self.name}: {label} must be a version specifier, got {spec!r}"
+                ) from exc
         if not (isinstance(self.settings, type) and issubclass(self.settings, msgspec.Struct)):
-            raise ImproperlyConfigured(f"{self.name}: settings must be a msgspec.Struct type, got {self.settings!r}")
+            raise ImproperlyConfigured(
+                f"{self.name}: settings must be a msgspec.Struct type, got {self.settings!r}"
+            )
         if self.migrations is not None and not Path(self.migrations).is_dir():
             raise ImproperlyConfigured(f"{self.name}: migrations folder {self.migrations} does not exist")
 

@@ -57,6 +57,7 @@ def _accept(obj: object, origin: str, result: LoadResult, expected_name: str | N
     reason = _problem_with(obj, expected_name)
     if reason is None and name in result.plugins:
         reason = f"another plugin named {name!r} is already loaded from {result.origins[name]}"
+        name = f"{name} ({origin})"  # the loaded one keeps the name; the impostor is listed under its origin
     if reason is not None:
         result.broken[name] = reason
         log.error("plugin.broken", plugin=name, reason=reason, origin=origin)

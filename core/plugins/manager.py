@@ -32,7 +32,11 @@ class HookRelay:
     def __getattr__(self, name: str) -> Any:
         if not hasattr(self._pm.hook, name):
             raise AttributeError(f"no hook named {name!r}")
-        caller = self._pm.subset_hook_caller(name, self._excluded) if self._excluded else getattr(self._pm.hook, name)
+        caller = (
+            self._pm.subset_hook_caller(name, self._excluded)
+            if self._excluded
+            else getattr(self._pm.hook, name)
+        )
         setattr(self, name, caller)  # cache: next access skips __getattr__
         return caller
 

@@ -22,10 +22,12 @@ def validate_plugin_settings(plugin: Plugin, raw: dict[str, Any], *, where: str 
     except msgspec.ValidationError as exc:
         path, rule = key_path_of(exc)
         key = f"plugins.{plugin.meta.name}" + (f".{path}" if path else "")
-        if "Object contains unknown field" in rule:
+        missing = "Object missing required field" in rule
+        if missing or "Object contains unknown field" in rule:  # name the key, not the table that holds it
             field = rule.split("`")[1] if "`" in rule else "?"
-            key, rule = f"plugins.{plugin.meta.name}.{field}", f"unknown setting for plugin {plugin.meta.name}"
-        if not path:  # a __post_init__ rule such as "page_size must be ...": move the field into the key path
+            key = f"{key}.{field}"
+            rule = "required setting is missing" if missing else f"unknown setting for plugin {plugin.name}"
+        elif not path:  # a __post_init__ rule such as "page_size must be ...": move the field into the key
             first, _, rest = rule.partition(" ")
             if first in plugin.meta.settings.__struct_fields__ and rest:
                 key, rule = f"{key}.{first}", rest

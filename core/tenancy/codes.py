@@ -9,7 +9,7 @@ def check_digit(first_five: str) -> int:
     """The JIS X 0402 検査数字: weights 6..2, sum mod 11, and the last digit of 11 minus the remainder."""
     if len(first_five) != 5 or not first_five.isascii() or not first_five.isdigit():
         raise ValueError(f"expected 5 ASCII digits, got {first_five!r}")
-    remainder = sum(int(d) * w for d, w in zip(first_five, _WEIGHTS)) % 11
+    remainder = sum(int(d) * w for d, w in zip(first_five, _WEIGHTS, strict=True)) % 11
     return (11 - remainder) % 10
 
 

@@ -19,7 +19,9 @@ from core.exceptions import InvalidInput
 from core.tenancy.codes import validate_local_government_code
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
-HOST_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$")
+HOST_PATTERN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:\d{1,5})?$"
+)
 PLUGIN_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 LOCALES = ("ja", "en")
 
@@ -54,7 +56,8 @@ class Manifest(msgspec.Struct, kw_only=True, frozen=True):
         }
         if self.plugins:
             out["plugins"] = {
-                name: {"enabled": entry.enabled, **entry.settings} for name, entry in sorted(self.plugins.items())
+                name: {"enabled": entry.enabled, **entry.settings}
+                for name, entry in sorted(self.plugins.items())
             }
         return out
 
@@ -67,7 +70,8 @@ class _RawManifest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     hosts: list[str] = msgspec.field(default_factory=list)
     timezone: str = "Asia/Tokyo"
     locale: str = "ja"
-    plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    plugins: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Tables checked one by one below, so an error names ``plugins.<name>`` rather than an index."""
 
 
 def key_path_of(error: msgspec.ValidationError) -> tuple[str, str]:
@@ -93,9 +97,14 @@ def parse_manifest(data: dict[str, Any], source: str) -> Manifest:
         raw = msgspec.convert(data, _RawManifest)
     except msgspec.ValidationError as exc:
         path, rule = key_path_of(exc)
+        unknown = re.fullmatch(r"Object contains unknown field `(?P<key>[^`]*)`", rule)
+        if unknown is not None:  # name the offending key itself, not the table that holds it
+            path, rule = ".".join(filter(None, (path, unknown.group("key")))), "unknown key"
         raise fail(path or "(top level)", rule) from exc
-    if not SLUG_PATTERN.match(raw.slug):
-        raise fail("slug", f"must be lowercase letters, digits and '-', starting with a letter, got {raw.slug!r}")
+    if not SLUG_PATTERN.fullmatch(raw.slug):
+        raise fail(
+            "slug", f"must be lowercase letters, digits and '-', starting with a letter, got {raw.slug!r}"
+        )
     if (problem := validate_local_government_code(raw.code)) is not None:
         raise fail("code", problem)
     if not raw.name.strip() or not raw.name_en.strip():
@@ -103,7 +112,7 @@ def parse_manifest(data: dict[str, Any], source: str) -> Manifest:
     hosts = []
     for index, host in enumerate(raw.hosts):
         normal = host.strip().lower()
-        if not HOST_PATTERN.match(normal):
+        if not HOST_PATTERN.fullmatch(normal):
             raise fail(f"hosts.{index}", f"must be a host name (optionally with :port), got {host!r}")
         if normal in hosts:
             raise fail(f"hosts.{index}", f"{normal!r} is listed twice")
@@ -116,7 +125,7 @@ def parse_manifest(data: dict[str, Any], source: str) -> Manifest:
         raise fail("locale", f"must be one of {', '.join(LOCALES)}, got {raw.locale!r}")
     plugins: dict[str, PluginEntry] = {}
     for plugin_name, table in raw.plugins.items():
-        if not PLUGIN_NAME_PATTERN.match(plugin_name):
+        if not PLUGIN_NAME_PATTERN.fullmatch(plugin_name):
             raise fail(f"plugins.{plugin_name}", "plugin names are lowercase letters, digits and '_'")
         if not isinstance(table, dict):
             raise fail(f"plugins.{plugin_name}", "must be a table")
@@ -125,7 +134,9 @@ def parse_manifest(data: dict[str, Any], source: str) -> Manifest:
         if not isinstance(enabled, bool):
             raise fail(f"plugins.{plugin_name}.enabled", f"must be true or false, got {enabled!r}")
         # Settings are stored as JSON: normalise now (TOML dates become ISO strings) so a re-apply compares equal.
-        plugins[plugin_name] = PluginEntry(enabled=enabled, settings=msgspec.json.decode(msgspec.json.encode(settings)))
+        plugins[plugin_name] = PluginEntry(
+            enabled=enabled, settings=msgspec.json.decode(msgspec.json.encode(settings))
+        )
     return Manifest(
         slug=raw.slug,
         name=raw.name.strip(),
@@ -164,10 +175,18 @@ def load_manifests(paths: list[Path]) -> list[Manifest]:
     """
     manifests = [load_manifest(p) for p in paths]
     seen: dict[str, dict[str, str]] = {"slug": {}, "code": {}, "host": {}}
-    for path, m in zip(paths, manifests):
-        for kind, values in (("slug", [m.slug]), ("code", [m.code]), ("host", list(m.hosts))):
-            for value in values:
-                if value in seen[kind]:
-                    raise InvalidInput(f"{path}: {kind} {value!r} is also used by {seen[kind][value]}")
-                seen[kind][value] = str(path)
+    for path, m in zip(paths, manifests, strict=True):
+        keyed = [
+            ("slug", "slug", m.slug),
+            ("code", "code", m.code),
+            *(("host", f"hosts.{i}", host) for i, host in enumerate(m.hosts)),
+        ]
+        for kind, key, value in keyed:
+            if value in seen[kind]:
+                raise InvalidInput(
+                    f"{path}: {key}: {kind} {value!r} is also used by {seen[kind][value]}",
+                    source=str(path),
+                    key=key,
+                )
+            seen[kind][value] = str(path)
     return manifests

@@ -35,7 +35,9 @@ class Change(msgspec.Struct, kw_only=True, frozen=True):
     detail: str = ""
 
     def describe(self) -> str:
-        return f"{self.municipality}: {self.action} {self.target}" + (f" ({self.detail})" if self.detail else "")
+        return f"{self.municipality}: {self.action} {self.target}" + (
+            f" ({self.detail})" if self.detail else ""
+        )
 
 
 def check_plugins(platform: Platform, slug: str, plugins: dict[str, PluginEntry], where: str) -> None:
@@ -57,7 +59,9 @@ def check_plugins(platform: Platform, slug: str, plugins: dict[str, PluginEntry]
         for dependency, spec in sorted(plugin.meta.requires.items()):
             needed = host.plugins.get(dependency)
             if needed is None:
-                raise PluginError(f"{where}: plugins.{name}: requires plugin {dependency} {spec}, which is not installed")
+                raise PluginError(
+                    f"{where}: plugins.{name}: requires plugin {dependency} {spec}, which is not installed"
+                )
             if not SpecifierSet(spec).contains(Version(needed.meta.version), prereleases=True):
                 raise PluginError(
                     f"{where}: plugins.{name}: requires {dependency} {spec}, installed is {needed.meta.version}"
@@ -69,36 +73,55 @@ def check_plugins(platform: Platform, slug: str, plugins: dict[str, PluginEntry]
 
 
 async def _load_state(session: AsyncSession, municipality_id: int) -> dict[str, PluginEntry]:
-    rows = await session.scalars(select(PluginEnablementRow).where(PluginEnablementRow.municipality_id == municipality_id))
+    rows = await session.scalars(
+        select(PluginEnablementRow).where(PluginEnablementRow.municipality_id == municipality_id)
+    )
     return {r.plugin: PluginEntry(enabled=r.enabled, settings=dict(r.settings)) for r in rows}
 
 
 async def _bump_revision(session: AsyncSession) -> None:
     await session.execute(
-        update(PlatformRevisionRow).where(PlatformRevisionRow.id == 1).values(revision=PlatformRevisionRow.revision + 1)
+        update(PlatformRevisionRow)
+        .where(PlatformRevisionRow.id == 1)
+        .values(revision=PlatformRevisionRow.revision + 1)
     )
 
 
-def _plugin_changes(slug: str, current: dict[str, PluginEntry], desired: dict[str, PluginEntry]) -> list[Change]:
+def _plugin_changes(
+    slug: str, current: dict[str, PluginEntry], desired: dict[str, PluginEntry]
+) -> list[Change]:
     changes = []
     for name in sorted(set(current) | set(desired)):
         before = current.get(name, PluginEntry())
         after = desired.get(name, PluginEntry(enabled=False, settings=before.settings))
         if name not in current:
             settings = ", ".join(f"{k}={v!r}" for k, v in sorted(after.settings.items()))
-            changes.append(Change(municipality=slug, action="enable" if after.enabled else "add (disabled)",
-                                  target=name, detail=settings))
+            changes.append(
+                Change(
+                    municipality=slug,
+                    action="enable" if after.enabled else "add (disabled)",
+                    target=name,
+                    detail=settings,
+                )
+            )
             continue
         if before.enabled != after.enabled:
-            changes.append(Change(municipality=slug, action="enable" if after.enabled else "disable", target=name))
+            changes.append(
+                Change(municipality=slug, action="enable" if after.enabled else "disable", target=name)
+            )
         if before.settings != after.settings and name in desired:
-            keys = sorted(k for k in set(before.settings) | set(after.settings)
-                          if before.settings.get(k) != after.settings.get(k))
+            keys = sorted(
+                k
+                for k in set(before.settings) | set(after.settings)
+                if before.settings.get(k) != after.settings.get(k)
+            )
             changes.append(Change(municipality=slug, action="configure", target=name, detail=", ".join(keys)))
     return changes
 
 
-async def plan_apply(platform: Platform, manifests: Sequence[Manifest], sources: Sequence[str]) -> list[Change]:
+async def plan_apply(
+    platform: Platform, manifests: Sequence[Manifest], sources: Sequence[str]
+) -> list[Change]:
     """What :func:`apply_manifests` would change, validated; changes nothing.
 
     :raises InvalidInput: for a host already used by a municipality not in this apply.
@@ -116,27 +139,37 @@ async def _plan(
     async with platform.sessions.platform() as session:
         existing = {r.slug: r for r in (await session.scalars(select(MunicipalityRow))).all()}
         applied = {m.slug for m in manifests}
-        for m, source in zip(manifests, sources):
+        for m, source in zip(manifests, sources, strict=True):
             check_plugins(platform, m.slug, m.plugins, source)
             for other in existing.values():
                 if other.slug in applied:
                     continue
                 if other.code == m.code:
                     raise InvalidInput(f"{source}: code: {m.code} is already used by {other.slug}")
-                for host in m.hosts:
+                for index, host in enumerate(m.hosts):
                     if host in other.hosts:
-                        raise InvalidInput(f"{source}: hosts: {host!r} is already used by {other.slug}")
+                        raise InvalidInput(
+                            f"{source}: hosts.{index}: {host!r} is already used by {other.slug}"
+                        )
             row = existing.get(m.slug)
             if row is None:
-                changes.append(Change(municipality=m.slug, action="create", target="municipality", detail=m.name))
+                changes.append(
+                    Change(municipality=m.slug, action="create", target="municipality", detail=m.name)
+                )
                 current_plugins[m.slug] = {}
             else:
                 for field in _FIELDS:
                     before = list(row.hosts) if field == "hosts" else getattr(row, field)
                     after = list(m.hosts) if field == "hosts" else getattr(m, field)
                     if before != after:
-                        changes.append(Change(municipality=m.slug, action="update", target=field,
-                                              detail=f"{before!r} -> {after!r}"))
+                        changes.append(
+                            Change(
+                                municipality=m.slug,
+                                action="update",
+                                target=field,
+                                detail=f"{before!r} -> {after!r}",
+                            )
+                        )
                 current_plugins[m.slug] = await _load_state(session, row.id)
             changes.extend(_plugin_changes(m.slug, current_plugins[m.slug], m.plugins))
     return changes, current_plugins
@@ -175,8 +208,14 @@ async def apply_manifests(
                 record = stored.get(name)
                 if record is None:
                     assert entry is not None
-                    session.add(PluginEnablementRow(municipality_id=row.id, plugin=name, enabled=entry.enabled,
-                                                    settings=dict(entry.settings)))
+                    session.add(
+                        PluginEnablementRow(
+                            municipality_id=row.id,
+                            plugin=name,
+                            enabled=entry.enabled,
+                            settings=dict(entry.settings),
+                        )
+                    )
                 elif entry is None:
                     if record.enabled:
                         record.enabled = False
@@ -210,7 +249,9 @@ async def set_plugin_enabled(platform: Platform, slug: str, name: str, enabled: 
             for other, entry in sorted(state.items()):
                 plugin = platform.plugins.plugins.get(other)
                 if entry.enabled and plugin is not None and name in plugin.meta.requires:
-                    raise PluginError(f"{slug}: plugins.{name}: plugin {other} requires it; disable {other} first")
+                    raise PluginError(
+                        f"{slug}: plugins.{name}: plugin {other} requires it; disable {other} first"
+                    )
         check_plugins(platform, slug, state, slug)
         await _store(session, row.id, name, state[name])
         await _bump_revision(session)
@@ -219,7 +260,9 @@ async def set_plugin_enabled(platform: Platform, slug: str, name: str, enabled: 
     return change
 
 
-async def configure_plugin(platform: Platform, slug: str, name: str, assignments: dict[str, Any]) -> dict[str, Any]:
+async def configure_plugin(
+    platform: Platform, slug: str, name: str, assignments: dict[str, Any]
+) -> dict[str, Any]:
     """Set settings keys (``{"page_size": 30}``) of a plugin for a municipality; returns the new raw settings.
 
     Validated before anything is written. An empty ``assignments`` just reads.
@@ -266,8 +309,16 @@ async def export_manifest(platform: Platform, slug: str) -> Manifest:
     async with platform.sessions.platform() as session:
         row = await _municipality_row(session, slug)
         state = await _load_state(session, row.id)
-    return Manifest(slug=row.slug, name=row.name, name_en=row.name_en, code=row.code, hosts=tuple(row.hosts),
-                    timezone=row.timezone, locale=row.locale, plugins=state)
+    return Manifest(
+        slug=row.slug,
+        name=row.name,
+        name_en=row.name_en,
+        code=row.code,
+        hosts=tuple(row.hosts),
+        timezone=row.timezone,
+        locale=row.locale,
+        plugins=state,
+    )
 
 
 async def _municipality_row(session: AsyncSession, slug: str) -> MunicipalityRow:
@@ -280,8 +331,14 @@ async def _municipality_row(session: AsyncSession, slug: str) -> MunicipalityRow
 async def _store(session: AsyncSession, municipality_id: int, name: str, entry: PluginEntry) -> None:
     record = await session.get(PluginEnablementRow, (municipality_id, name))
     if record is None:
-        session.add(PluginEnablementRow(municipality_id=municipality_id, plugin=name, enabled=entry.enabled,
-                                        settings=dict(entry.settings)))
+        session.add(
+            PluginEnablementRow(
+                municipality_id=municipality_id,
+                plugin=name,
+                enabled=entry.enabled,
+                settings=dict(entry.settings),
+            )
+        )
     else:
         record.enabled = entry.enabled
         record.settings = dict(entry.settings)
@@ -297,9 +354,15 @@ async def _after_commit(platform: Platform, changes: list[Change]) -> None:
             continue
         if change.action == "enable":
             settings = platform.snapshot.settings.get((municipality.id, change.target))
-            platform.notify(municipality, "on_plugin_enabled", municipality=municipality,
-                            plugin_name=change.target, settings=settings)
+            platform.notify(
+                municipality,
+                "on_plugin_enabled",
+                municipality=municipality,
+                plugin_name=change.target,
+                settings=settings,
+            )
         else:
             enabled = platform.snapshot.enabled.get(municipality.id, frozenset()) | {change.target}
-            platform.plugins.notify(enabled, "on_plugin_disabled", municipality=municipality,
-                                    plugin_name=change.target)
+            platform.plugins.notify(
+                enabled, "on_plugin_disabled", municipality=municipality, plugin_name=change.target
+            )

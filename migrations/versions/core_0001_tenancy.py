@@ -46,7 +46,9 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "plugin", name="pk_plugin_enablements"),
         sa.ForeignKeyConstraint(
-            ["municipality_id"], ["municipalities.id"], ondelete="RESTRICT",
+            ["municipality_id"],
+            ["municipalities.id"],
+            ondelete="RESTRICT",
             name="fk_plugin_enablements_municipality_id_municipalities",
         ),
     )

@@ -18,8 +18,12 @@ class NoticeController(Controller):
 
     @get("/", summary="Notices visible now, newest first")
     async def list_notices(
-        self, platform: PlatformDep, municipality: MunicipalityDep, db_session: DbSession,
-        category: FromQuery[str | None] = None, page: FromQuery[int] = 1,
+        self,
+        platform: PlatformDep,
+        municipality: MunicipalityDep,
+        db_session: DbSession,
+        category: FromQuery[str | None] = None,
+        page: FromQuery[int] = 1,
     ) -> NoticePage:
         settings: Any = platform.plugin_settings(municipality, "notices")
         return await services.list_visible(db_session, settings, category=category, page=page)

@@ -22,8 +22,14 @@ MAX_BODY = 20_000
 
 
 def to_out(notice: Notice) -> NoticeOut:
-    return NoticeOut(id=notice.id, category=notice.category, title=notice.title, body=notice.body,
-                     published_at=notice.published_at, expires_at=notice.expires_at)
+    return NoticeOut(
+        id=notice.id,
+        category=notice.category,
+        title=notice.title,
+        body=notice.body,
+        published_at=notice.published_at,
+        expires_at=notice.expires_at,
+    )
 
 
 def _visible_now(now: datetime):  # type: ignore[no-untyped-def]
@@ -42,15 +48,23 @@ async def post_notice(session: AsyncSession, settings: NoticesSettings, data: No
     if not body or len(body) > MAX_BODY:
         raise InvalidInput(f"body: must be 1 to {MAX_BODY} characters, got {len(body)}")
     if data.category not in settings.categories:
-        raise InvalidInput(f"category: must be one of {', '.join(settings.categories)}, got {data.category!r}")
+        raise InvalidInput(
+            f"category: must be one of {', '.join(settings.categories)}, got {data.category!r}"
+        )
     for field, value in (("published_at", data.published_at), ("expires_at", data.expires_at)):
         if value is not None and value.tzinfo is None:
             raise InvalidInput(f"{field}: must include a time zone offset, e.g. 2026-12-01T09:00:00+09:00")
     published_at = data.published_at or utcnow()
     if data.expires_at is not None and data.expires_at <= published_at:
         raise InvalidInput("expires_at: must be later than published_at")
-    notice = Notice(id=uuid.uuid4(), category=data.category, title=title, body=body,
-                    published_at=published_at, expires_at=data.expires_at)
+    notice = Notice(
+        id=uuid.uuid4(),
+        category=data.category,
+        title=title,
+        body=body,
+        published_at=published_at,
+        expires_at=data.expires_at,
+    )
     session.add(notice)
     await session.flush()
     return to_out(notice)
@@ -69,8 +83,11 @@ async def list_visible(
         conditions.append(Notice.category == category)
     total = await session.scalar(select(func.count()).select_from(Notice).where(*conditions)) or 0
     rows = await session.scalars(
-        select(Notice).where(*conditions).order_by(Notice.published_at.desc(), Notice.id)
-        .limit(settings.page_size).offset((page - 1) * settings.page_size)
+        select(Notice)
+        .where(*conditions)
+        .order_by(Notice.published_at.desc(), Notice.id)
+        .limit(settings.page_size)
+        .offset((page - 1) * settings.page_size)
     )
     return NoticePage(items=[to_out(n) for n in rows], page=page, page_size=settings.page_size, total=total)
 

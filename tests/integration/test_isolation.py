@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import httpx
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
@@ -32,8 +32,9 @@ operations = st.lists(
     st.tuples(
         st.sampled_from(SLUGS),
         st.sampled_from(["notice", "opinion"]),
-        st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=30)
-        .filter(lambda s: s.strip()),
+        st.text(
+            alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=30
+        ).filter(lambda s: s.strip()),
     ),
     min_size=1,
     max_size=8,
@@ -104,14 +105,30 @@ async def test_no_route_service_or_query_crosses_municipalities(
         other = platform.municipality(others[0])
         with pytest.raises(CrossTenantAccess):
             async with platform.sessions.tenant(m.id) as session:
-                session.add(Notice(municipality_id=other.id, category="general", title="x", body="x",
-                                   published_at=utcnow()))
+                session.add(
+                    Notice(
+                        municipality_id=other.id,
+                        category="general",
+                        title="x",
+                        body="x",
+                        published_at=utcnow(),
+                    )
+                )
                 await session.flush()
         with pytest.raises(CrossTenantAccess):
             async with platform.sessions.tenant(m.id) as session:
-                await session.execute(insert(Notice).values(
-                    municipality_id=other.id, id=uuid.uuid4(), category="general", title="x", body="x",
-                    published_at=utcnow(), created_at=utcnow(), updated_at=utcnow()))
+                await session.execute(
+                    insert(Notice).values(
+                        municipality_id=other.id,
+                        id=uuid.uuid4(),
+                        category="general",
+                        title="x",
+                        body="x",
+                        published_at=utcnow(),
+                        created_at=utcnow(),
+                        updated_at=utcnow(),
+                    )
+                )
         if notices[slug]:
             with pytest.raises(CrossTenantAccess):
                 async with platform.sessions.tenant(m.id) as session:
@@ -141,19 +158,27 @@ async def _raw_sql_is_confined(
         assert seen <= {m.id}
         count = (await session.execute(text("SELECT count(*) FROM opinion_box_opinions"))).scalar()
         assert count == len(receipts[slug])
-        hit = await session.execute(text("UPDATE notices SET title = 'raw' WHERE municipality_id <> :m"), {"m": m.id})
+        hit = await session.execute(
+            text("UPDATE notices SET title = 'raw' WHERE municipality_id <> :m"), {"m": m.id}
+        )
         assert hit.rowcount == 0
-        hit = await session.execute(text("DELETE FROM opinion_box_opinions WHERE municipality_id <> :m"), {"m": m.id})
+        hit = await session.execute(
+            text("DELETE FROM opinion_box_opinions WHERE municipality_id <> :m"), {"m": m.id}
+        )
         assert hit.rowcount == 0
-        enablements = set((await session.execute(text("SELECT municipality_id FROM plugin_enablements"))).scalars())
+        enablements = set(
+            (await session.execute(text("SELECT municipality_id FROM plugin_enablements"))).scalars()
+        )
         assert enablements == {m.id}
         await session.rollback()
     for other_id in all_ids - {m.id}:
         with pytest.raises(DBAPIError, match="row-level security"):
             async with platform.sessions.tenant(m.id) as session:
                 await session.execute(
-                    text("INSERT INTO notices (municipality_id, id, category, title, body, published_at, created_at, "
-                         "updated_at) VALUES (:m, :id, 'general', 'x', 'x', now(), now(), now())"),
+                    text(
+                        "INSERT INTO notices (municipality_id, id, category, title, body, published_at, created_at, "
+                        "updated_at) VALUES (:m, :id, 'general', 'x', 'x', now(), now(), now())"
+                    ),
                     {"m": other_id, "id": uuid.uuid4()},
                 )
         break  # one foreign municipality is enough per bound one; the policy is the same for all
@@ -161,7 +186,9 @@ async def _raw_sql_is_confined(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgres"], indirect=False)
-async def test_unbound_connection_sees_no_tenant_rows_on_postgres(isolated: Platform, client: httpx.AsyncClient) -> None:
+async def test_unbound_connection_sees_no_tenant_rows_on_postgres(
+    isolated: Platform, client: httpx.AsyncClient
+) -> None:
     response = await client.post("/m/miki/opinion_box/", json={"topic": "t", "body": "b"})
     assert response.status_code == 201
     async with isolated.sessions.unbound() as session:
@@ -175,12 +202,20 @@ async def test_unbound_connection_sees_no_tenant_rows_on_postgres(isolated: Plat
 @pytest.mark.parametrize("backend", ["postgres"], indirect=False)
 async def test_application_role_cannot_bypass_row_level_security(isolated: Platform) -> None:
     async with isolated.engine.connect() as conn:
-        role = (await conn.execute(text(
-            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"))).one()
+        role = (
+            await conn.execute(
+                text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            )
+        ).one()
         assert tuple(role) == (False, False)
-        rows = (await conn.execute(text(
-            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
-            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'municipality_id' "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' WHERE c.relkind = 'r'"))).all()
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
+                    "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'municipality_id' "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' WHERE c.relkind = 'r'"
+                )
+            )
+        ).all()
     assert {r.relname for r in rows} >= {"notices", "opinion_box_opinions", "plugin_enablements"}
     assert all(r.relrowsecurity and r.relforcerowsecurity for r in rows), rows

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.cli.runtime import console, json_option, municipality_option, print_json, run_async
+from core.cli.runtime import console, json_option, municipality_option, print_json, run_for_plugin
 from core.platform import Platform
+from core.tenancy.registry import Municipality
 from tsunagu_opinion_box import services
 
 
@@ -16,14 +18,21 @@ from tsunagu_opinion_box import services
 def list_(slug: str, as_json: bool) -> None:
     """Opinions received by the municipality, oldest first."""
 
-    async def work(platform: Platform) -> list[dict[str, str]]:
-        municipality = platform.municipality(slug)
-        platform.require_enabled(municipality, "opinion_box")
-        async with platform.sessions.tenant(municipality.id) as session:
-            return [{"receipt": o.receipt, "status": o.status, "topic": o.topic, "body": o.body,
-                     "reply_due": o.reply_due.isoformat()} for o in await services.list_all(session)]
+    async def work(
+        _platform: Platform, _municipality: Municipality, session: AsyncSession
+    ) -> list[dict[str, str]]:
+        return [
+            {
+                "receipt": o.receipt,
+                "status": o.status,
+                "topic": o.topic,
+                "body": o.body,
+                "reply_due": o.reply_due.isoformat(),
+            }
+            for o in await services.list_all(session)
+        ]
 
-    rows = run_async(work)
+    rows = run_for_plugin(slug, "opinion_box", work)
     if as_json:
         print_json(rows)
         return
@@ -39,13 +48,10 @@ def list_(slug: str, as_json: bool) -> None:
 def answer(receipt: str, slug: str) -> None:
     """Mark an opinion answered."""
 
-    async def work(platform: Platform) -> None:
-        municipality = platform.municipality(slug)
-        platform.require_enabled(municipality, "opinion_box")
-        async with platform.sessions.tenant(municipality.id) as session:
-            await services.answer(session, receipt)
+    async def work(_platform: Platform, _municipality: Municipality, session: AsyncSession) -> None:
+        await services.answer(session, receipt)
 
-    run_async(work)
+    run_for_plugin(slug, "opinion_box", work)
     click.echo(f"answered {receipt}")
 
 

@@ -17,7 +17,11 @@ class OpinionController(Controller):
 
     @post("/", summary="Send an opinion to the town")
     async def submit(
-        self, platform: PlatformDep, municipality: MunicipalityDep, db_session: DbSession, data: JSONBody[OpinionSubmit]
+        self,
+        platform: PlatformDep,
+        municipality: MunicipalityDep,
+        db_session: DbSession,
+        data: JSONBody[OpinionSubmit],
     ) -> OpinionReceipt:
         settings: Any = platform.plugin_settings(municipality, "opinion_box")
         return await services.submit(db_session, settings, data)

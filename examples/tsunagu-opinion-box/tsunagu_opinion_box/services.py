@@ -22,8 +22,12 @@ def new_receipt() -> str:
 
 
 def to_receipt(opinion: Opinion) -> OpinionReceipt:
-    return OpinionReceipt(receipt=opinion.receipt, status=opinion.status, received_at=opinion.created_at,
-                          reply_due=opinion.reply_due)
+    return OpinionReceipt(
+        receipt=opinion.receipt,
+        status=opinion.status,
+        received_at=opinion.created_at,
+        reply_due=opinion.reply_due,
+    )
 
 
 async def submit(session: AsyncSession, settings: OpinionBoxSettings, data: OpinionSubmit) -> OpinionReceipt:
@@ -34,8 +38,14 @@ async def submit(session: AsyncSession, settings: OpinionBoxSettings, data: Opin
     if not 1 <= len(body) <= settings.max_length:
         raise InvalidInput(f"body: must be 1 to {settings.max_length} characters, got {len(body)}")
     now = utcnow()
-    opinion = Opinion(receipt=new_receipt(), topic=topic, body=body, status="received", created_at=now,
-                      reply_due=now + timedelta(days=settings.reply_days))
+    opinion = Opinion(
+        receipt=new_receipt(),
+        topic=topic,
+        body=body,
+        status="received",
+        created_at=now,
+        reply_due=now + timedelta(days=settings.reply_days),
+    )
     session.add(opinion)
     await session.flush()
     return to_receipt(opinion)

@@ -33,8 +33,12 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_notices"),
-        sa.ForeignKeyConstraint(["municipality_id"], ["municipalities.id"], ondelete="RESTRICT",
-                                name="fk_notices_municipality_id_municipalities"),
+        sa.ForeignKeyConstraint(
+            ["municipality_id"],
+            ["municipalities.id"],
+            ondelete="RESTRICT",
+            name="fk_notices_municipality_id_municipalities",
+        ),
     )
     op.create_index("ix_notices_municipality_published", "notices", ["municipality_id", "published_at"])
     enable_tenant_isolation(op, "notices")

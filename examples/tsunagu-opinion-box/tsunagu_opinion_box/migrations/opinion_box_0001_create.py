@@ -34,8 +34,12 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_opinion_box_opinions"),
         sa.UniqueConstraint("municipality_id", "receipt", name="uq_opinion_box_opinions_receipt"),
-        sa.ForeignKeyConstraint(["municipality_id"], ["municipalities.id"], ondelete="RESTRICT",
-                                name="fk_opinion_box_opinions_municipality_id_municipalities"),
+        sa.ForeignKeyConstraint(
+            ["municipality_id"],
+            ["municipalities.id"],
+            ondelete="RESTRICT",
+            name="fk_opinion_box_opinions_municipality_id_municipalities",
+        ),
     )
     enable_tenant_isolation(op, "opinion_box_opinions")
 
