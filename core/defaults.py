@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from core.exceptions import PlatformError
 from core.http.problems import Problem, problem_type
+from core.identity.permissions import Permission
 from core.markers import hookimpl
 
 log = structlog.get_logger(__name__)
@@ -22,8 +23,20 @@ def _kind(exc: BaseException) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", type(exc).__name__).lower()
 
 
+CORE_PERMISSIONS = (
+    Permission(name="core.manage_users", description="Grant and revoke roles in the municipality",
+               default_roles=("admin",)),
+    Permission(name="core.manage_api_keys", description="Create, list and revoke the municipality's API keys",
+               default_roles=("admin",)),
+)
+
+
 class CoreDefaults:
-    """Fallbacks for hooks that must always have an answer."""
+    """Fallbacks for hooks that must always have an answer, and the core's own declarations."""
+
+    @hookimpl
+    def register_permissions(self) -> list[Permission]:
+        return list(CORE_PERMISSIONS)
 
     @hookimpl(trylast=True)
     def problem_for_exception(self, exception: BaseException, municipality: Any) -> Problem | None:

@@ -43,6 +43,14 @@ class UnknownMunicipality(NotFound):
     title = "Unknown municipality"
 
 
+class NotAuthenticated(PlatformError):
+    """No valid credential: log in, or send a valid token or API key."""
+
+    status_code = 401
+    title = "Not authenticated"
+    exit_code = 1
+
+
 class Forbidden(PlatformError):
     status_code = 403
     title = "Forbidden"

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from litestar.types import ControllerRouterHandler
 
     from core.http.problems import Problem
+    from core.identity.permissions import Permission
     from core.tenancy.registry import Municipality
 
 
@@ -57,6 +58,18 @@ def register_actors() -> list[Any]:
     queued for (``ctx.municipality``, ``ctx.session()``), and only while the plugin is enabled there.
 
     :returns: a list of functions marked with ``@core.jobs.job``.
+    """
+
+
+@hookspec
+def register_permissions() -> list[Permission]:
+    """Permissions the plugin's routes and commands check, with the roles that hold them by default.
+
+    Called once when the platform is built. Names are ``<plugin>.<action>`` and must start with the plugin's
+    own name; each may name the API scope (``<plugin>:<word>``) that lets a key or token use it. A municipality
+    can give roles more through its manifest's ``[permissions]`` table or ``tsunagu role grant``.
+
+    :returns: a list of :class:`core.identity.permissions.Permission`.
     """
 
 

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import pluggy
 import structlog
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -19,8 +20,11 @@ from core.db.engine import create_engine
 from core.db.rls import ROLE_CHECK_SQL
 from core.db.session import SessionFactory
 from core.exceptions import DatabaseNotReady, NotFound
+from core.identity.config import auth_config
+from core.identity.models import PermissionGrant
+from core.identity.permissions import Permission, PermissionRegistry
 from core.plugins.base import Plugin
-from core.plugins.loader import discover
+from core.plugins.loader import LoadResult, discover
 from core.plugins.manager import HookRelay, PluginHost, create_plugin_manager
 from core.plugins.settings import validate_plugin_settings
 from core.settings import Settings, redact_url
@@ -41,6 +45,8 @@ class Platform:
         self.plugins = plugins
         self.snapshot = TenantSnapshot.empty()
         self._refresher: asyncio.Task[None] | None = None
+        self.permissions = PermissionRegistry({})
+        """Every declared permission; set by :func:`create_platform`."""
         self.jobs: JobRunner | None = None
         """Set by the app or worker that runs jobs for this platform."""
 
@@ -98,17 +104,22 @@ class Platform:
                     return False
                 rows = (await session.scalars(select(MunicipalityRow).order_by(MunicipalityRow.id))).all()
                 enablements = (await session.scalars(select(PluginEnablementRow))).all()
+                grants = (await session.scalars(select(PermissionGrant))).all()
         except (OperationalError, ProgrammingError) as exc:
             raise DatabaseNotReady(
                 f"database {redact_url(self.settings.database_url)} is not ready ({type(exc.orig).__name__}): "
                 "run `tsunagu db upgrade`"
             ) from exc
-        self.snapshot = self._build_snapshot(revision, rows, enablements)
+        self.snapshot = self._build_snapshot(revision, rows, enablements, grants)
         log.debug("tenants.reloaded", revision=revision, municipalities=len(rows))
         return True
 
     def _build_snapshot(
-        self, revision: int, rows: Iterable[MunicipalityRow], enablements: Iterable[PluginEnablementRow]
+        self,
+        revision: int,
+        rows: Iterable[MunicipalityRow],
+        enablements: Iterable[PluginEnablementRow],
+        grants: Iterable[PermissionGrant],
     ) -> TenantSnapshot:
         by_id = {
             r.id: Municipality(
@@ -120,6 +131,7 @@ class Platform:
                 hosts=tuple(r.hosts),
                 timezone=r.timezone,
                 locale=r.locale,
+                auth=auth_config(r.auth),
             )
             for r in rows
         }
@@ -140,8 +152,12 @@ class Platform:
                 )
                 continue
             enabled[row.municipality_id].add(row.plugin)
+        granted: dict[int, dict[str, set[str]]] = {}
+        for grant in grants:
+            granted.setdefault(grant.municipality_id, {}).setdefault(grant.role, set()).add(grant.permission)
         return TenantSnapshot(
             revision=revision,
+            grants={mid: {role: frozenset(p) for role, p in roles.items()} for mid, roles in granted.items()},
             by_id=by_id,
             by_slug={m.slug: m for m in by_id.values()},
             by_host={h: m for m in by_id.values() for h in m.hosts},
@@ -197,5 +213,28 @@ def create_platform(
 
     loaded = discover(extra_plugins, use_entry_points=use_entry_points)
     pm = create_plugin_manager(loaded, DEFAULT_PLUGINS)
+    permissions = collect_permissions(pm, loaded)
     engine = create_engine(settings.database_url)
-    return Platform(settings, SessionFactory(engine), PluginHost(pm, loaded))
+    platform = Platform(settings, SessionFactory(engine), PluginHost(pm, loaded))
+    platform.permissions = permissions
+    return platform
+
+
+def collect_permissions(pm: pluggy.PluginManager, loaded: LoadResult) -> PermissionRegistry:
+    """Every plugin's declared permissions; a plugin that declares them wrongly is left out as broken."""
+    declared: dict[str, list[Permission]] = {}
+    for impl in pm.hook.register_permissions.get_hookimpls():
+        owner = impl.plugin_name
+        try:
+            permissions = list(impl.function() or [])
+            PermissionRegistry({owner: permissions})
+        except Exception as exc:
+            if owner not in loaded.plugins:  # the core's own declarations must be right
+                raise
+            loaded.broken[owner] = f"register_permissions: {exc}"
+            del loaded.plugins[owner]
+            pm.unregister(name=owner)
+            log.error("plugin.broken", plugin=owner, reason=loaded.broken[owner])
+            continue
+        declared[owner] = permissions
+    return PermissionRegistry(declared)

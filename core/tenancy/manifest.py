@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from core.exceptions import InvalidInput
+from core.identity.config import DEFAULT_AUTH, AuthConfig
+from core.identity.permissions import PERMISSION_PATTERN, ROLES
 from core.tenancy.codes import validate_local_government_code
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
@@ -42,6 +44,10 @@ class Manifest(msgspec.Struct, kw_only=True, frozen=True):
     timezone: str = "Asia/Tokyo"
     locale: str = "ja"
     plugins: dict[str, PluginEntry] = msgspec.field(default_factory=dict)
+    permissions: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
+    """``[permissions]``: role -> permissions this municipality gives it beyond the plugins' defaults."""
+    auth: AuthConfig = DEFAULT_AUTH
+    """``[auth]``: local passwords on or off, the OpenID provider."""
 
     def to_toml_dict(self) -> dict[str, Any]:
         """The manifest as a TOML-ready mapping, in the order an administrator reads it."""
@@ -59,7 +65,18 @@ class Manifest(msgspec.Struct, kw_only=True, frozen=True):
                 name: {"enabled": entry.enabled, **entry.settings}
                 for name, entry in sorted(self.plugins.items())
             }
+        if self.auth != DEFAULT_AUTH:
+            out["auth"] = _without_none(msgspec.to_builtins(self.auth))
+        if any(self.permissions.values()):
+            out["permissions"] = {role: sorted(p) for role, p in sorted(self.permissions.items()) if p}
         return out
+
+
+def _without_none(value: Any) -> Any:
+    """TOML has no null: leave unset keys out."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
 
 
 class _RawManifest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -72,6 +89,8 @@ class _RawManifest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     locale: str = "ja"
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)
     """Tables checked one by one below, so an error names ``plugins.<name>`` rather than an index."""
+    permissions: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    auth: AuthConfig = DEFAULT_AUTH
 
 
 def key_path_of(error: msgspec.ValidationError) -> tuple[str, str]:
@@ -137,6 +156,14 @@ def parse_manifest(data: dict[str, Any], source: str) -> Manifest:
         plugins[plugin_name] = PluginEntry(
             enabled=enabled, settings=msgspec.json.decode(msgspec.json.encode(settings))
         )
+    permissions: dict[str, tuple[str, ...]] = {}
+    for role, names in raw.permissions.items():
+        if role not in ROLES:
+            raise fail(f"permissions.{role}", f"roles are {', '.join(ROLES)}, got {role!r}")
+        for index, name in enumerate(names):
+            if not PERMISSION_PATTERN.fullmatch(name):
+                raise fail(f"permissions.{role}.{index}", f"must look like <plugin>.<action>, got {name!r}")
+        permissions[role] = tuple(sorted(set(names)))
     return Manifest(
         slug=raw.slug,
         name=raw.name.strip(),
@@ -146,6 +173,8 @@ def parse_manifest(data: dict[str, Any], source: str) -> Manifest:
         timezone=raw.timezone,
         locale=raw.locale,
         plugins=plugins,
+        permissions=permissions,
+        auth=raw.auth,
     )
 
 

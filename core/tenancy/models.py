@@ -23,6 +23,8 @@ class MunicipalityRow(TimestampMixin, Base):
     hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tokyo")
     locale: Mapped[str] = mapped_column(String(8), default="ja")
+    auth: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The manifest's ``[auth]`` table (no secrets: those are named environment variables)."""
 
 
 class PluginEnablementRow(TenantScoped, TimestampMixin, Base):

@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from core.identity.config import DEFAULT_AUTH, AuthConfig
+
 
 class Municipality(msgspec.Struct, kw_only=True, frozen=True):
     """A tenant as the running code sees it (read-only)."""
@@ -24,6 +26,7 @@ class Municipality(msgspec.Struct, kw_only=True, frozen=True):
     hosts: tuple[str, ...]
     timezone: str
     locale: str
+    auth: AuthConfig = DEFAULT_AUTH
 
 
 class TenantSnapshot(msgspec.Struct, kw_only=True, frozen=True):
@@ -35,6 +38,8 @@ class TenantSnapshot(msgspec.Struct, kw_only=True, frozen=True):
     """Plugins enabled per municipality id (loaded plugins only)."""
     settings: Mapping[tuple[int, str], Any]
     """Validated settings per (municipality id, plugin)."""
+    grants: Mapping[int, Mapping[str, frozenset[str]]] = msgspec.field(default_factory=dict)
+    """Permissions a municipality gives roles beyond the defaults: municipality id -> role -> permissions."""
 
     @classmethod
     def empty(cls) -> TenantSnapshot:

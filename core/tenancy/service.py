@@ -13,16 +13,33 @@ from typing import Any
 import msgspec
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.exceptions import InvalidInput, NotFound, PluginError
 from core.platform import Platform
 from core.plugins.settings import validate_plugin_settings
 from core.tenancy.manifest import Manifest, PluginEntry
+from core.identity.config import DEFAULT_AUTH, auth_config
+from core.identity.models import PermissionGrant
 from core.tenancy.models import MunicipalityRow, PlatformRevisionRow, PluginEnablementRow
 
-_FIELDS = ("name", "name_en", "code", "hosts", "timezone", "locale")
+_FIELDS = ("name", "name_en", "code", "hosts", "timezone", "locale", "auth")
+
+
+def _manifest_value(manifest: Manifest, field: str) -> Any:
+    """A manifest field as it is stored in its column."""
+    if field == "hosts":
+        return list(manifest.hosts)
+    if field == "auth":
+        return None if manifest.auth == DEFAULT_AUTH else msgspec.to_builtins(manifest.auth)
+    return getattr(manifest, field)
+
+
+def _row_value(row: MunicipalityRow, field: str) -> Any:
+    if field == "hosts":
+        return list(row.hosts or ())  # a row being created has no hosts yet
+    return getattr(row, field, None)
 
 
 class Change(msgspec.Struct, kw_only=True, frozen=True):
@@ -77,6 +94,37 @@ async def _load_state(session: AsyncSession, municipality_id: int) -> dict[str, 
         select(PluginEnablementRow).where(PluginEnablementRow.municipality_id == municipality_id)
     )
     return {r.plugin: PluginEntry(enabled=r.enabled, settings=dict(r.settings)) for r in rows}
+
+
+def check_permissions(platform: Platform, permissions: dict[str, tuple[str, ...]], where: str) -> None:
+    """:raises InvalidInput: for a permission no installed plugin declares."""
+    for role, names in sorted(permissions.items()):
+        for index, name in enumerate(names):
+            if name not in platform.permissions.permissions:
+                raise InvalidInput(f"{where}: permissions.{role}.{index}: no installed plugin declares {name!r}")
+
+
+def _grant_set(manifest: Manifest) -> set[tuple[str, str]]:
+    return {(role, p) for role, names in manifest.permissions.items() for p in names}
+
+
+async def _load_grants(session: AsyncSession, municipality_id: int) -> set[tuple[str, str]]:
+    rows = await session.scalars(select(PermissionGrant).where(PermissionGrant.municipality_id == municipality_id))
+    return {(r.role, r.permission) for r in rows}
+
+
+async def _sync_grants(session: AsyncSession, municipality_id: int, desired: set[tuple[str, str]]) -> None:
+    current = await _load_grants(session, municipality_id)
+    for role, permission in desired - current:
+        session.add(PermissionGrant(municipality_id=municipality_id, role=role, permission=permission))
+    for role, permission in current - desired:
+        await session.execute(
+            delete(PermissionGrant).where(
+                PermissionGrant.municipality_id == municipality_id,
+                PermissionGrant.role == role,
+                PermissionGrant.permission == permission,
+            )
+        )
 
 
 async def _bump_revision(session: AsyncSession) -> None:
@@ -141,6 +189,7 @@ async def _plan(
         applied = {m.slug for m in manifests}
         for m, source in zip(manifests, sources, strict=True):
             check_plugins(platform, m.slug, m.plugins, source)
+            check_permissions(platform, m.permissions, source)
             for other in existing.values():
                 if other.slug in applied:
                     continue
@@ -157,10 +206,11 @@ async def _plan(
                     Change(municipality=m.slug, action="create", target="municipality", detail=m.name)
                 )
                 current_plugins[m.slug] = {}
+                current_grants: set[tuple[str, str]] = set()
             else:
                 for field in _FIELDS:
-                    before = list(row.hosts) if field == "hosts" else getattr(row, field)
-                    after = list(m.hosts) if field == "hosts" else getattr(m, field)
+                    before = _row_value(row, field)
+                    after = _manifest_value(m, field)
                     if before != after:
                         changes.append(
                             Change(
@@ -171,7 +221,13 @@ async def _plan(
                             )
                         )
                 current_plugins[m.slug] = await _load_state(session, row.id)
+                current_grants = await _load_grants(session, row.id)
             changes.extend(_plugin_changes(m.slug, current_plugins[m.slug], m.plugins))
+            desired_grants = _grant_set(m)
+            for role, permission in sorted(desired_grants - current_grants):
+                changes.append(Change(municipality=m.slug, action="grant", target=f"{role} {permission}"))
+            for role, permission in sorted(current_grants - desired_grants):
+                changes.append(Change(municipality=m.slug, action="revoke", target=f"{role} {permission}"))
     return changes, current_plugins
 
 
@@ -193,8 +249,8 @@ async def apply_manifests(
                 row = MunicipalityRow(slug=m.slug)
                 session.add(row)
             for field in _FIELDS:
-                value = list(m.hosts) if field == "hosts" else getattr(m, field)
-                if getattr(row, field, None) != value:
+                value = _manifest_value(m, field)
+                if _row_value(row, field) != value:
                     setattr(row, field, value)
             await session.flush()
             stored = {
@@ -224,6 +280,7 @@ async def apply_manifests(
                         record.enabled = entry.enabled
                     if record.settings != entry.settings:
                         record.settings = dict(entry.settings)
+            await _sync_grants(session, row.id, _grant_set(m))
         await _bump_revision(session)
     await _after_commit(platform, changes)
     return changes
@@ -309,6 +366,10 @@ async def export_manifest(platform: Platform, slug: str) -> Manifest:
     async with platform.sessions.platform() as session:
         row = await _municipality_row(session, slug)
         state = await _load_state(session, row.id)
+        grants = await _load_grants(session, row.id)
+    permissions: dict[str, list[str]] = {}
+    for role, permission in sorted(grants):
+        permissions.setdefault(role, []).append(permission)
     return Manifest(
         slug=row.slug,
         name=row.name,
@@ -317,7 +378,9 @@ async def export_manifest(platform: Platform, slug: str) -> Manifest:
         hosts=tuple(row.hosts),
         timezone=row.timezone,
         locale=row.locale,
+        auth=auth_config(row.auth),
         plugins=state,
+        permissions={role: tuple(names) for role, names in permissions.items()},
     )
 
 

@@ -527,7 +527,8 @@ def test_db_current_shows_every_head(
     platform = create_platform(settings_for(database_url))
     heads = migrate.heads(platform)
     asyncio.run(platform.close())
-    assert heads == ["core_0001", "notices_0001", "opinion_box_0001"]
+    # one head per branch: the core's and one per plugin
+    assert [h.split("_0")[0] for h in heads] == ["core", "notices", "opinion_box"]
 
     result = tsunagu("db", "current")
 

@@ -1,0 +1,8 @@
+"""Identity and access: one account per person for the region, roles and permissions per municipality,
+browser sessions, API keys and access tokens."""
+
+from core.identity.guards import authenticated, requires
+from core.identity.permissions import ROLES, Permission
+from core.identity.principal import Principal
+
+__all__ = ["ROLES", "Permission", "Principal", "authenticated", "requires"]

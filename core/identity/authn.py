@@ -1,0 +1,137 @@
+"""Finding out who is calling, from the request's credentials.
+
+Credentials are looked up by their hash in a platform-wide read (the one narrow cross-municipality read of a
+request), so a credential issued in municipality A and presented at B is recognised and refused with 403 rather
+than mistaken for no credential at all. Roles are then read in a session bound to the request's municipality.
+
+Order: ``Authorization: Bearer <access token>``, then ``X-API-Key``, then the session cookie. A credential that is
+present but invalid is an error (401), never a silent fall back to anonymous.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+
+from core.db.base import utcnow
+from core.exceptions import Forbidden, NotAuthenticated
+from core.identity.models import Account, ApiKey, AuthSession, RoleGrant
+from core.identity.principal import ANONYMOUS, Principal
+
+if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
+
+    from core.platform import Platform
+    from core.tenancy.registry import Municipality
+
+SESSION_COOKIE = "tsunagu_session"
+API_KEY_HEADER = "x-api-key"
+API_KEY_PREFIX = "tsu"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""``last_used_at`` of an API key is written at most this often, so a busy key does not write on every call."""
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def parse_api_key(key: str) -> tuple[str, str] | None:
+    """``tsu_<prefix>_<secret>`` -> ``(prefix, key)``; ``None`` if it does not look like one of ours."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or not parts[1] or not parts[2] or len(key) > 200:
+        return None
+    return parts[1], key
+
+
+async def authenticate(platform: Platform, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The caller of this request (cached on the request).
+
+    :raises NotAuthenticated: a credential is present but malformed, unknown, expired or revoked.
+    :raises Forbidden: a valid credential issued for another municipality.
+    """
+    state = connection.scope.setdefault("state", {})
+    cached = state.get("principal")
+    if cached is not None:
+        return cached
+    municipality: Municipality | None = state.get("municipality")
+    principal = await _resolve(platform, connection, municipality)
+    state["principal"] = principal
+    return principal
+
+
+async def _resolve(
+    platform: Platform, connection: ASGIConnection[Any, Any, Any, Any], municipality: Municipality | None
+) -> Principal:
+    authorization = connection.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthenticated("Authorization must be 'Bearer <access token>'")
+        from core.identity.access import principal_from_access_token
+
+        return await principal_from_access_token(platform, token.strip(), municipality)
+    api_key = connection.headers.get(API_KEY_HEADER)
+    if api_key:
+        return await principal_from_api_key(platform, api_key.strip(), municipality)
+    cookie = connection.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return await principal_from_session(platform, cookie, municipality)
+    return ANONYMOUS
+
+
+def _check_municipality(issued_for: int, municipality: Municipality | None, what: str) -> None:
+    if municipality is None or issued_for != municipality.id:
+        raise Forbidden(f"this {what} was issued for another municipality")
+
+
+async def principal_from_api_key(platform: Platform, key: str, municipality: Municipality | None) -> Principal:
+    parsed = parse_api_key(key)
+    if parsed is None:
+        raise NotAuthenticated("malformed API key")
+    prefix, full = parsed
+    now = utcnow()
+    async with platform.sessions.platform() as session:
+        row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        if row is None or not hmac.compare_digest(row.secret_hash, sha256_hex(full)):
+            raise NotAuthenticated("unknown API key")
+        if row.revoked_at is not None:
+            raise NotAuthenticated("this API key was revoked")
+        if row.expires_at is not None and row.expires_at <= now:
+            raise NotAuthenticated("this API key has expired")
+        _check_municipality(row.municipality_id, municipality, "API key")
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+            await session.execute(
+                update(ApiKey)
+                .where(ApiKey.municipality_id == row.municipality_id, ApiKey.id == row.id)
+                .values(last_used_at=now)
+            )
+        return Principal(kind="api_key", api_key_id=row.id, municipality_id=row.municipality_id,
+                         scopes=frozenset(row.scopes))
+
+
+async def principal_from_session(platform: Platform, token: str, municipality: Municipality | None) -> Principal:
+    if len(token) > 200:
+        raise NotAuthenticated("malformed session cookie")
+    now = utcnow()
+    async with platform.sessions.platform() as session:
+        row = await session.scalar(select(AuthSession).where(AuthSession.token_hash == sha256_hex(token)))
+        if row is None or row.revoked_at is not None or row.expires_at <= now:
+            raise NotAuthenticated("the session has ended; log in again")
+        _check_municipality(row.municipality_id, municipality, "session")
+        account = await session.get(Account, row.account_id)
+        if account is None or account.disabled_at is not None:
+            raise NotAuthenticated("the account is disabled")
+    roles = await roles_of(platform, row.municipality_id, account.id)
+    return Principal(kind="session", account_id=account.id, municipality_id=row.municipality_id, roles=roles,
+                     is_operator=account.is_operator)
+
+
+async def roles_of(platform: Platform, municipality_id: int, account_id: Any) -> frozenset[str]:
+    """Roles an account holds in one municipality (read in a session bound to it)."""
+    async with platform.sessions.tenant(municipality_id) as session:
+        rows = await session.scalars(select(RoleGrant.role).where(RoleGrant.account_id == account_id))
+        return frozenset(rows)
