@@ -40,6 +40,9 @@ STAMP = VENV / ".tsunagu-installed"
 EXAMPLES = ROOT / "examples"
 BUILD_LOCK = ROOT / "requirements-build.lock"
 LOCK = ROOT / "requirements.lock"
+# The OpenID Provider the tests start (tests/oidc_provider/README.md): npm packages, installed for `test` only.
+OIDC_PROVIDER = ROOT / "tests" / "oidc_provider"
+NPM_STAMP = OIDC_PROVIDER / "node_modules" / ".tsunagu-installed"
 
 USAGE = __doc__.split("\n\n")[1] + "\n"
 
@@ -174,6 +177,41 @@ def ensure_installed() -> None:
     STAMP.write_text(digest + "\n")
 
 
+def npm_digest() -> str:
+    h = hashlib.sha256()
+    for name in ("package.json", "package-lock.json"):
+        f = OIDC_PROVIDER / name
+        h.update(name.encode() + b"\0" + (f.read_bytes() if f.is_file() else b"<missing>") + b"\0")
+    return h.hexdigest()
+
+
+def ensure_test_node_modules() -> None:
+    """`npm ci` in tests/oidc_provider when node_modules is missing or package(-lock).json changed.
+
+    The stamp lives inside node_modules, which `npm ci` deletes first, so a half-finished install
+    never looks finished. Without npm the step is skipped: those tests then skip, or fail in CI.
+    """
+    if not (OIDC_PROVIDER / "package-lock.json").is_file():
+        return
+    digest = npm_digest()
+    if NPM_STAMP.is_file() and NPM_STAMP.read_text().strip() == digest:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        step(
+            "npm not found: not installing tests/oidc_provider (the OIDC provider tests will skip, "
+            "or fail in CI); install Node.js >= 20 with npm to run them"
+        )
+        return
+    step("installing the OIDC test provider (npm ci in tests/oidc_provider)…")
+    cmd = [npm, "ci", "--no-audit", "--no-fund"]
+    r = subprocess.run(cmd, cwd=OIDC_PROVIDER, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stdout)
+        die(f"failed ({r.returncode}): {' '.join(cmd)} in {OIDC_PROVIDER.relative_to(ROOT)}")
+    NPM_STAMP.write_text(digest + "\n")
+
+
 def run(program: Path, *args: str) -> None:
     """Replace this process so signals and the exit code belong to the real command."""
     if not program.exists():
@@ -203,6 +241,7 @@ def main(argv: list[str]) -> None:
     elif command == "demo":
         run(BIN / "tsunagu", "demo", *args)
     elif command == "test":
+        ensure_test_node_modules()
         run(PYTHON, "-m", "pytest", *args)
     elif command == "tsunagu":
         run(BIN / "tsunagu", *args)
