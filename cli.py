@@ -1,4 +1,5 @@
-"""The ``tsunagu`` command: municipalities, plugins, database, servers; plus each plugin's own commands."""
+"""The ``tsunagu`` command: municipalities, plugins, users and roles, database, servers; plus each plugin's own
+commands."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import sys
 import click
 import msgspec
 
+from core.cli.apikey import apikey
+from core.cli.audit import audit
 from core.cli.db import db
+from core.cli.keys import keys
 from core.cli.municipality import municipality
 from core.cli.plugin import plugin
+from core.cli.role import role
 from core.cli.runtime import CliState, handle_errors
 from core.cli.server import demo, serve, worker
+from core.cli.user import user
 from core.exceptions import PlatformError
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
@@ -26,7 +32,7 @@ def build_cli() -> click.Group:
         """tsunagu (つなぐ): a shared digital platform for the municipalities of a region."""
         ctx.ensure_object(CliState)
 
-    for command in (municipality, plugin, db, serve, worker, demo):
+    for command in (municipality, plugin, user, role, db, serve, worker, demo, apikey, keys, audit):
         tsunagu.add_command(command)
     for name, commands in plugin_commands().items():
         group = click.Group(name=name, help=f"Commands of the {name} plugin.")

@@ -11,11 +11,17 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
+from core.audit.routes import audit_router
+from core.audit.sealing import Sealer
+from core.exceptions import ImproperlyConfigured
 from core.http.binding import TsunaguApp
 from core.http.dependencies import DEPENDENCIES
 from core.http.guards import plugin_enabled_guard
 from core.http.platform_routes import CORE_ROUTES
 from core.http.problems import exception_to_problem_response
+from core.identity.oidc_routes import oidc_router
+from core.identity.routes import auth_router
+from core.identity.token_routes import TOKEN_ROUTES
 from core.jobs import JobRunner
 from core.logging import configure_logging
 from core.platform import Platform, create_platform
@@ -73,6 +79,8 @@ def create_app(
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         await platform.start_refresher()
         await platform.check_database_role()
+        platform.audit_sealer = Sealer(platform)
+        platform.audit_sealer.start()
         if in_process:
             runner.start_worker()
         for name, reason in sorted(platform.plugins.broken.items()):
@@ -88,8 +96,15 @@ def create_app(
             runner.stop()
             await platform.close()
 
-    return TsunaguApp(
-        route_handlers=[*CORE_ROUTES, *plugin_routers(platform)],
+    app = TsunaguApp(
+        route_handlers=[
+            *CORE_ROUTES,
+            auth_router(),
+            oidc_router(),
+            *TOKEN_ROUTES,
+            audit_router(),
+            *plugin_routers(platform),
+        ],
         dependencies=DEPENDENCIES,
         exception_handlers={Exception: exception_to_problem_response},
         lifespan=[lifespan],
@@ -104,3 +119,20 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    check_guarded_permissions(app, platform)
+    return app
+
+
+def check_guarded_permissions(app: Litestar, platform: Platform) -> None:
+    """A route guarded by a permission nobody declared fails here, when the app is built, not on first call.
+
+    :raises ImproperlyConfigured: naming the route and the permission.
+    """
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            for guard in handler.resolve_guards():
+                permission = getattr(guard, "permission", None)
+                if permission is not None and permission not in platform.permissions.permissions:
+                    raise ImproperlyConfigured(
+                        f"route {route.path} is guarded by permission {permission!r}, which no plugin declares"
+                    )

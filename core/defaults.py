@@ -24,10 +24,22 @@ def _kind(exc: BaseException) -> str:
 
 
 CORE_PERMISSIONS = (
-    Permission(name="core.manage_users", description="Grant and revoke roles in the municipality",
-               default_roles=("admin",)),
-    Permission(name="core.manage_api_keys", description="Create, list and revoke the municipality's API keys",
-               default_roles=("admin",)),
+    Permission(
+        name="core.manage_users",
+        description="Grant and revoke roles in the municipality",
+        default_roles=("admin",),
+    ),
+    Permission(
+        name="core.manage_api_keys",
+        description="Create, list and revoke the municipality's API keys",
+        default_roles=("admin",),
+    ),
+    Permission(
+        name="core.read_audit",
+        description="Read the municipality's audit log (GET /audit/events)",
+        default_roles=("admin",),
+        scope="core:audit",
+    ),
 )
 
 

@@ -2,7 +2,9 @@
 
 Every line carries the request id and the municipality while a request is being handled (bound through
 contextvars by the HTTP entry point). Standard-library loggers (uvicorn, alembic, dramatiq) go through the same
-renderer.
+renderer. Secrets (passwords, tokens, API keys, cookies) are scrubbed from every line just before it is rendered,
+structlog's and the standard library's alike (:mod:`core.identity.redaction`); in JSON logs the tracebacks too.
+The development console draws tracebacks itself, after that step, from the live exception.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 
 import structlog
 
+from core.identity.redaction import redact_secrets
 from core.settings import Settings
 
 _SHARED_PROCESSORS: list[structlog.types.Processor] = [
@@ -44,6 +47,7 @@ def configure_logging(settings: Settings) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *exception_processor,
+            redact_secrets,  # after the traceback became text, so it is scrubbed too
             renderer,
         ],
     )

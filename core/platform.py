@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from core.audit.keys import AuditKeys, bind_keys
 from core.db.engine import create_engine
 from core.db.rls import ROLE_CHECK_SQL
 from core.db.session import SessionFactory
@@ -27,11 +28,12 @@ from core.plugins.base import Plugin
 from core.plugins.loader import LoadResult, discover
 from core.plugins.manager import HookRelay, PluginHost, create_plugin_manager
 from core.plugins.settings import validate_plugin_settings
-from core.settings import Settings, redact_url
+from core.settings import Settings, redact_url, secret_key_bytes
 from core.tenancy.models import MunicipalityRow, PlatformRevisionRow, PluginEnablementRow
 from core.tenancy.registry import Municipality, TenantSnapshot
 
 if TYPE_CHECKING:
+    from core.audit.sealing import Sealer
     from core.jobs import JobRunner
 
 log = structlog.get_logger(__name__)
@@ -49,6 +51,11 @@ class Platform:
         """Every declared permission; set by :func:`create_platform`."""
         self.jobs: JobRunner | None = None
         """Set by the app or worker that runs jobs for this platform."""
+        self.audit_keys = AuditKeys(lambda: secret_key_bytes(settings))
+        """The audit log's keys, derived from ``TSUNAGU_SECRET_KEY`` on first use; sessions find them by engine."""
+        bind_keys(self.engine, self.audit_keys)
+        self.audit_sealer: Sealer | None = None
+        """Set by the app that seals the audit log in the background; stopped by :meth:`close`."""
 
     # --- tenants -------------------------------------------------------------------------------------------
 
@@ -197,6 +204,9 @@ class Platform:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self.audit_sealer is not None:
+            await self.audit_sealer.stop()
+            self.audit_sealer = None
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

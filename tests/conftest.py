@@ -112,7 +112,12 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
     databases.drop_all()
 
 
+TEST_SECRET_KEY = "test-secret-key-for-tsunagu-tests-only-0123456789"
+
+
 def test_settings(database_url: str, **overrides: object) -> Settings:
+    """Settings for a test process; the secret is fixed so no ``var/secret-key`` is written into the checkout."""
+    overrides.setdefault("secret_key", TEST_SECRET_KEY)
     return Settings(database_url=database_url, environment="test", log_level="warning", **overrides)  # type: ignore[arg-type]
 
 

@@ -1,7 +1,8 @@
 """Binding each request to exactly one municipality, before routing and before any plugin code runs.
 
 By ``Host`` (the hosts listed in manifests), or in development by a ``/m/<slug>/`` path prefix, which is removed
-before routing. Platform paths (health, readiness, the OpenAPI schema, the list of members) are served unbound.
+before routing. Platform paths (health, readiness, the OpenAPI schema, the list of members, the JWK Set of the token
+signing keys) are served unbound.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
     from core.platform import Platform
     from core.tenancy.registry import Municipality
 
-PLATFORM_PATHS = frozenset({"/healthz", "/readyz", "/municipalities", "/favicon.ico", "/schema"})
+PLATFORM_PATHS = frozenset(
+    {"/healthz", "/readyz", "/municipalities", "/favicon.ico", "/schema", "/.well-known/jwks.json"}
+)
 PLATFORM_PREFIXES = ("/schema/",)  # with the slash: a plugin named ``schemata`` is not a platform path
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 

@@ -6,6 +6,11 @@ than mistaken for no credential at all. Roles are then read in a session bound t
 
 Order: ``Authorization: Bearer <access token>``, then ``X-API-Key``, then the session cookie. A credential that is
 present but invalid is an error (401), never a silent fall back to anonymous.
+
+A session cookie is an ambient credential (the browser sends it whatever page made the request), so a
+state-changing request (POST, PUT, PATCH, DELETE, ...) that it authenticates must also carry the session's CSRF
+token, in the ``X-CSRF-Token`` header or a ``csrf_token`` form field, or it is refused with 403. Access tokens and
+API keys are exempt: a browser never attaches them by itself.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import hmac
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from litestar import Request
 from sqlalchemy import select, update
 
 from core.db.base import utcnow
@@ -33,6 +39,19 @@ API_KEY_HEADER = "x-api-key"
 API_KEY_PREFIX = "tsu"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 """``last_used_at`` of an API key is written at most this often, so a busy key does not write on every call."""
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+"""``last_seen_at`` of a browser session is written at most this often."""
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+"""Methods that change nothing, and so need no CSRF token."""
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+class CsrfRejected(Forbidden):
+    """A state-changing request on a session cookie without that session's CSRF token."""
+
+    title = "CSRF token missing or wrong"
 
 
 def sha256_hex(value: str) -> str:
@@ -79,8 +98,31 @@ async def _resolve(
         return await principal_from_api_key(platform, api_key.strip(), municipality)
     cookie = connection.cookies.get(SESSION_COOKIE)
     if cookie:
-        return await principal_from_session(platform, cookie, municipality)
+        principal, csrf_token = await session_principal(platform, cookie, municipality)
+        await check_csrf(connection, csrf_token)
+        return principal
     return ANONYMOUS
+
+
+async def check_csrf(connection: ASGIConnection[Any, Any, Any, Any], expected: str) -> None:
+    """Refuse a state-changing request unless it carries ``expected`` (header, else form field).
+
+    :raises CsrfRejected: the token is missing or differs.
+    """
+    method = connection.scope.get("method")
+    if method is None or method.upper() in SAFE_METHODS:  # websockets have no method
+        return
+    sent: object = connection.headers.get(CSRF_HEADER)
+    if not sent:
+        content_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if isinstance(connection, Request) and content_type in _FORM_TYPES:
+            sent = (await connection.form()).get(CSRF_FIELD)
+    if not sent:
+        raise CsrfRejected(
+            f"send this session's CSRF token in the X-CSRF-Token header or a {CSRF_FIELD} form field"
+        )
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise CsrfRejected("the CSRF token is not this session's")
 
 
 def _check_municipality(issued_for: int, municipality: Municipality | None, what: str) -> None:
@@ -88,7 +130,9 @@ def _check_municipality(issued_for: int, municipality: Municipality | None, what
         raise Forbidden(f"this {what} was issued for another municipality")
 
 
-async def principal_from_api_key(platform: Platform, key: str, municipality: Municipality | None) -> Principal:
+async def principal_from_api_key(
+    platform: Platform, key: str, municipality: Municipality | None
+) -> Principal:
     parsed = parse_api_key(key)
     if parsed is None:
         raise NotAuthenticated("malformed API key")
@@ -109,11 +153,28 @@ async def principal_from_api_key(platform: Platform, key: str, municipality: Mun
                 .where(ApiKey.municipality_id == row.municipality_id, ApiKey.id == row.id)
                 .values(last_used_at=now)
             )
-        return Principal(kind="api_key", api_key_id=row.id, municipality_id=row.municipality_id,
-                         scopes=frozenset(row.scopes))
+        return Principal(
+            kind="api_key",
+            api_key_id=row.id,
+            municipality_id=row.municipality_id,
+            scopes=frozenset(row.scopes),
+        )
 
 
-async def principal_from_session(platform: Platform, token: str, municipality: Municipality | None) -> Principal:
+async def principal_from_session(
+    platform: Platform, token: str, municipality: Municipality | None
+) -> Principal:
+    return (await session_principal(platform, token, municipality))[0]
+
+
+async def session_principal(
+    platform: Platform, token: str, municipality: Municipality | None
+) -> tuple[Principal, str]:
+    """The person a session cookie stands for, and the session's CSRF token.
+
+    :raises NotAuthenticated: unknown, revoked or expired session, or a disabled account.
+    :raises Forbidden: a session of another municipality.
+    """
     if len(token) > 200:
         raise NotAuthenticated("malformed session cookie")
     now = utcnow()
@@ -125,9 +186,24 @@ async def principal_from_session(platform: Platform, token: str, municipality: M
         account = await session.get(Account, row.account_id)
         if account is None or account.disabled_at is not None:
             raise NotAuthenticated("the account is disabled")
+        if now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
+            await session.execute(
+                update(AuthSession)
+                .where(
+                    AuthSession.municipality_id == row.municipality_id,
+                    AuthSession.token_hash == row.token_hash,
+                )
+                .values(last_seen_at=now)
+            )
     roles = await roles_of(platform, row.municipality_id, account.id)
-    return Principal(kind="session", account_id=account.id, municipality_id=row.municipality_id, roles=roles,
-                     is_operator=account.is_operator)
+    principal = Principal(
+        kind="session",
+        account_id=account.id,
+        municipality_id=row.municipality_id,
+        roles=roles,
+        is_operator=account.is_operator,
+    )
+    return principal, row.csrf_token
 
 
 async def roles_of(platform: Platform, municipality_id: int, account_id: Any) -> frozenset[str]:

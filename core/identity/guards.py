@@ -1,8 +1,8 @@
 """Route guards plugins use to require a permission in the request's municipality.
 
 ``guards=[requires("notices.post")]`` on a handler: anonymous callers get 401, a credential from another
-municipality or without the permission gets 403. The permission must be declared (``register_permissions``), so
-a typo fails when the app is built, not when the route is first called.
+municipality or without the permission gets 403. The permission must be declared (``register_permissions``): ``create_app``
+checks every guarded route, so a typo fails when the app is built, not when the route is first called.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ class requires:  # noqa: N801 - reads as a phrase in ``guards=[requires("notices
     def __init__(self, permission: str) -> None:
         self.permission = permission
 
-    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
+    ) -> None:
         platform: Platform = connection.app.state.platform
         platform.permissions.get(self.permission)
         municipality = connection.scope.get("state", {}).get("municipality")

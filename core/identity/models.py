@@ -48,7 +48,9 @@ class PasswordCredential(Base):
 
     __tablename__ = "password_credentials"
 
-    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
     password_hash: Mapped[str] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -60,12 +62,18 @@ class OidcIdentity(Base):
 
     issuer: Mapped[str] = mapped_column(String(255), primary_key=True)
     subject: Mapped[str] = mapped_column(String(255), primary_key=True)
-    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class LoginThrottle(Base):
-    """Failed logins per key (``account:<id>`` or ``address:<ip>``), shared by every process."""
+    """Login attempts per key (``email:<sha256 of the email>`` or ``address:<ip>``), shared by every process.
+
+    Keyed by the email as submitted rather than the account, so unknown emails are throttled alike
+    (``core.identity.throttle``).
+    """
 
     __tablename__ = "login_throttles"
 
@@ -118,7 +126,9 @@ class AuthSession(TenantScoped, Base):
 
     municipality_id: Mapped[int] = municipality_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -145,3 +155,23 @@ class ApiKey(TenantScoped, Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (UniqueConstraint("prefix", name="uq_api_keys_prefix"),)
+
+
+class OidcLoginState(TenantScoped, Base):
+    """An OpenID Connect login under way: what the callback needs to finish it, for ten minutes, once.
+
+    Only the SHA-256 of ``state`` is stored (the value itself travels through the browser and the provider); a
+    callback finds its row only in the municipality where the login began.
+    """
+
+    __tablename__ = "oidc_login_states"
+
+    municipality_id: Mapped[int] = municipality_column(primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    redirect_to: Mapped[str] = mapped_column(String(2048))
+    """Where to send the browser after the login: a path inside the municipality."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -180,7 +180,10 @@ def normalise_phone(text: str) -> str:
 
 
 def normalise_email(text: str) -> str:
-    """``local@domain`` with the domain in lower case; full-width ``＠`` and letters are read as ASCII.
+    """``local@domain`` all in lower case; full-width ``＠`` and letters are read as ASCII.
+
+    Lower case throughout: one address is one account, whatever case a person types (providers in Japan treat
+    the local part case-insensitively; RFC 5321 allows that).
 
     The local part may have dots anywhere (``taro..yamada.@``): old Japanese mobile addresses do, and mail to
     them is still delivered. The domain must be ASCII (punycode for an internationalised one).
@@ -196,7 +199,7 @@ def normalise_email(text: str) -> str:
     domain = domain.lower()
     if not _DOMAIN.fullmatch(domain):
         raise ValueError("part after @ must be a domain name such as example.jp")
-    return f"{local}@{domain}"
+    return f"{local.lower()}@{domain}"
 
 
 # --- the whole record -----------------------------------------------------------------------------------------

@@ -52,11 +52,15 @@ class PermissionRegistry:
             raise ImproperlyConfigured(f"{where}: declared twice")
         unknown = [r for r in permission.default_roles if r not in ROLES]
         if unknown:
-            raise ImproperlyConfigured(f"{where}: default_roles must be among {', '.join(ROLES)}, got {unknown}")
+            raise ImproperlyConfigured(
+                f"{where}: default_roles must be among {', '.join(ROLES)}, got {unknown}"
+            )
         if permission.scope is not None and not (
             SCOPE_PATTERN.fullmatch(permission.scope) and permission.scope.split(":", 1)[0] == owner
         ):
-            raise ImproperlyConfigured(f"{where}: scope must look like '{owner}:<word>', got {permission.scope!r}")
+            raise ImproperlyConfigured(
+                f"{where}: scope must look like '{owner}:<word>', got {permission.scope!r}"
+            )
 
     def get(self, name: str) -> Permission:
         """:raises ImproperlyConfigured: for a permission nobody declared (a typo in a guard)."""
@@ -68,4 +72,6 @@ class PermissionRegistry:
     def role_allows(self, roles: Iterable[str], permission: str, extra: Mapping[str, frozenset[str]]) -> bool:
         """Whether any of ``roles`` holds ``permission``, by default or by the municipality's ``extra`` grants."""
         declared = self.get(permission)
-        return any(role in declared.default_roles or permission in extra.get(role, frozenset()) for role in roles)
+        return any(
+            role in declared.default_roles or permission in extra.get(role, frozenset()) for role in roles
+        )

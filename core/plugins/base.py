@@ -21,6 +21,10 @@ CORE_API_VERSION = Version("1.0")
 """The version of the hook and service API that plugins are written against. Bump the major on a breaking change."""
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+RESERVED_NAMES = frozenset(
+    {"core", "auth", "audit", "m", "schema", "swagger", "healthz", "readyz", "municipalities"}
+)
+"""Names a plugin cannot take: its routes live under ``/<name>``, beside the core's own paths and CLI groups."""
 
 
 class NoSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -58,6 +62,8 @@ class PluginMeta(msgspec.Struct, kw_only=True, frozen=True):
             raise ImproperlyConfigured(
                 f"plugin name must be lowercase letters, digits and '_' (2-40 chars), got {self.name!r}"
             )
+        if self.name in RESERVED_NAMES:
+            raise ImproperlyConfigured(f"plugin name {self.name!r} is reserved by the core")
         try:
             Version(self.version)
         except InvalidVersion as exc:

@@ -16,12 +16,13 @@ from packaging.version import Version
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit import record as audit_record
 from core.exceptions import InvalidInput, NotFound, PluginError
+from core.identity.config import DEFAULT_AUTH, auth_config
+from core.identity.models import PermissionGrant
 from core.platform import Platform
 from core.plugins.settings import validate_plugin_settings
 from core.tenancy.manifest import Manifest, PluginEntry
-from core.identity.config import DEFAULT_AUTH, auth_config
-from core.identity.models import PermissionGrant
 from core.tenancy.models import MunicipalityRow, PlatformRevisionRow, PluginEnablementRow
 
 _FIELDS = ("name", "name_en", "code", "hosts", "timezone", "locale", "auth")
@@ -101,7 +102,9 @@ def check_permissions(platform: Platform, permissions: dict[str, tuple[str, ...]
     for role, names in sorted(permissions.items()):
         for index, name in enumerate(names):
             if name not in platform.permissions.permissions:
-                raise InvalidInput(f"{where}: permissions.{role}.{index}: no installed plugin declares {name!r}")
+                raise InvalidInput(
+                    f"{where}: permissions.{role}.{index}: no installed plugin declares {name!r}"
+                )
 
 
 def _grant_set(manifest: Manifest) -> set[tuple[str, str]]:
@@ -109,7 +112,9 @@ def _grant_set(manifest: Manifest) -> set[tuple[str, str]]:
 
 
 async def _load_grants(session: AsyncSession, municipality_id: int) -> set[tuple[str, str]]:
-    rows = await session.scalars(select(PermissionGrant).where(PermissionGrant.municipality_id == municipality_id))
+    rows = await session.scalars(
+        select(PermissionGrant).where(PermissionGrant.municipality_id == municipality_id)
+    )
     return {(r.role, r.permission) for r in rows}
 
 
@@ -127,7 +132,7 @@ async def _sync_grants(session: AsyncSession, municipality_id: int, desired: set
         )
 
 
-async def _bump_revision(session: AsyncSession) -> None:
+async def bump_revision(session: AsyncSession) -> None:
     await session.execute(
         update(PlatformRevisionRow)
         .where(PlatformRevisionRow.id == 1)
@@ -232,12 +237,18 @@ async def _plan(
 
 
 async def apply_manifests(
-    platform: Platform, manifests: Sequence[Manifest], sources: Sequence[str], *, dry_run: bool = False
+    platform: Platform,
+    manifests: Sequence[Manifest],
+    sources: Sequence[str],
+    *,
+    dry_run: bool = False,
+    actor: str = "cli",
 ) -> list[Change]:
     """Make the live state match ``manifests``: all of it in one transaction, or nothing.
 
     A plugin absent from a manifest ends up disabled (its stored settings are kept). Municipalities not named are
-    left alone. Running the same apply twice changes nothing the second time.
+    left alone. Running the same apply twice changes nothing the second time. Each change is recorded in the
+    audit log of its municipality, in the same transaction, as done by ``actor``.
     """
     changes, _ = await _plan(platform, manifests, sources)
     if dry_run or not changes:
@@ -281,13 +292,16 @@ async def apply_manifests(
                     if record.settings != entry.settings:
                         record.settings = dict(entry.settings)
             await _sync_grants(session, row.id, _grant_set(m))
-        await _bump_revision(session)
+            _audit(session, row.id, [c for c in changes if c.municipality == m.slug], actor)
+        await bump_revision(session)
     await _after_commit(platform, changes)
     return changes
 
 
-async def set_plugin_enabled(platform: Platform, slug: str, name: str, enabled: bool) -> Change | None:
-    """Enable or disable one plugin for one municipality; ``None`` when it already was.
+async def set_plugin_enabled(
+    platform: Platform, slug: str, name: str, enabled: bool, *, actor: str = "cli"
+) -> Change | None:
+    """Enable or disable one plugin for one municipality; ``None`` when it already was. Audited as ``actor``.
 
     :raises NotFound: unknown municipality.
     :raises PluginError: unknown or broken plugin, invalid stored settings, unmet dependency, or (when disabling)
@@ -311,18 +325,19 @@ async def set_plugin_enabled(platform: Platform, slug: str, name: str, enabled: 
                     )
         check_plugins(platform, slug, state, slug)
         await _store(session, row.id, name, state[name])
-        await _bump_revision(session)
-    change = Change(municipality=slug, action="enable" if enabled else "disable", target=name)
+        change = Change(municipality=slug, action="enable" if enabled else "disable", target=name)
+        _audit(session, row.id, [change], actor)
+        await bump_revision(session)
     await _after_commit(platform, [change])
     return change
 
 
 async def configure_plugin(
-    platform: Platform, slug: str, name: str, assignments: dict[str, Any]
+    platform: Platform, slug: str, name: str, assignments: dict[str, Any], *, actor: str = "cli"
 ) -> dict[str, Any]:
     """Set settings keys (``{"page_size": 30}``) of a plugin for a municipality; returns the new raw settings.
 
-    Validated before anything is written. An empty ``assignments`` just reads.
+    Validated before anything is written. An empty ``assignments`` just reads. A change is audited as ``actor``.
 
     :raises NotFound: unknown municipality.
     :raises PluginError: unknown plugin or a value that breaks the plugin's settings rules.
@@ -339,7 +354,12 @@ async def configure_plugin(
         if settings == before.settings:
             return settings
         await _store(session, row.id, name, PluginEntry(enabled=before.enabled, settings=settings))
-        await _bump_revision(session)
+        keys = sorted(
+            k for k in set(before.settings) | set(settings) if before.settings.get(k) != settings.get(k)
+        )
+        change = Change(municipality=slug, action="configure", target=name, detail=", ".join(keys))
+        _audit(session, row.id, [change], actor)
+        await bump_revision(session)
     await platform.refresh()
     return settings
 
@@ -405,6 +425,45 @@ async def _store(session: AsyncSession, municipality_id: int, name: str, entry: 
     else:
         record.enabled = entry.enabled
         record.settings = dict(entry.settings)
+
+
+_AUDIT_ACTIONS = {
+    "create": ("core.municipality_created", "municipality"),
+    "update": ("core.municipality_updated", "municipality"),
+    "enable": ("core.plugin_enabled", "plugin"),
+    "disable": ("core.plugin_disabled", "plugin"),
+    "add (disabled)": ("core.plugin_configured", "plugin"),
+    "configure": ("core.plugin_configured", "plugin"),
+    "grant": ("core.permission_granted", "permission"),
+    "revoke": ("core.permission_revoked", "permission"),
+}
+
+
+def _audit(session: AsyncSession, municipality_id: int, changes: list[Change], actor: str) -> None:
+    """Record each change in the municipality's audit log: names of fields, plugins, keys; never values."""
+    for change in changes:
+        action, target_type = _AUDIT_ACTIONS[change.action]
+        target_id, payload = change.target, {}
+        if target_type == "municipality":
+            target_id = change.municipality
+            if change.action == "update":
+                payload = {"field": change.target}
+        elif target_type == "permission":
+            role, _, target_id = change.target.partition(" ")
+            payload = {"role": role}
+        elif change.action == "configure":
+            payload = {"keys": change.detail.split(", ") if change.detail else []}
+        elif change.action == "add (disabled)":
+            payload = {"enabled": False}
+        audit_record(
+            session,
+            municipality_id=municipality_id,
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            payload=payload,
+        )
 
 
 async def _after_commit(platform: Platform, changes: list[Change]) -> None:

@@ -18,12 +18,15 @@ down_revision = "core_0001"
 branch_labels = None
 depends_on = None
 
-TENANT_TABLES = ("role_grants", "permission_grants", "auth_sessions", "api_keys")
+TENANT_TABLES = ("role_grants", "permission_grants", "auth_sessions", "api_keys", "oidc_login_states")
 
 
 def _municipality_fk(table: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
-        ["municipality_id"], ["municipalities.id"], ondelete="RESTRICT", name=f"fk_{table}_municipality_id_municipalities"
+        ["municipality_id"],
+        ["municipalities.id"],
+        ondelete="RESTRICT",
+        name=f"fk_{table}_municipality_id_municipalities",
     )
 
 
@@ -60,8 +63,12 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_accounts"),
         sa.UniqueConstraint("email", name="uq_accounts_email"),
-        sa.ForeignKeyConstraint(["residence_municipality_id"], ["municipalities.id"], ondelete="RESTRICT",
-                                name="fk_accounts_residence_municipality_id_municipalities"),
+        sa.ForeignKeyConstraint(
+            ["residence_municipality_id"],
+            ["municipalities.id"],
+            ondelete="RESTRICT",
+            name="fk_accounts_residence_municipality_id_municipalities",
+        ),
     )
     op.create_table(
         "password_credentials",
@@ -145,6 +152,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_api_keys"),
         sa.UniqueConstraint("prefix", name="uq_api_keys_prefix"),
         _municipality_fk("api_keys"),
+    )
+    op.create_table(
+        "oidc_login_states",
+        sa.Column("municipality_id", sa.Integer(), nullable=False),
+        sa.Column("state_hash", sa.String(64), nullable=False),
+        sa.Column("nonce", sa.String(64), nullable=False),
+        sa.Column("code_verifier", sa.String(128), nullable=False),
+        sa.Column("redirect_to", sa.String(2048), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("used_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("municipality_id", "state_hash", name="pk_oidc_login_states"),
+        _municipality_fk("oidc_login_states"),
     )
     for table in TENANT_TABLES:
         enable_tenant_isolation(op, table)

@@ -1,4 +1,4 @@
-"""お知らせ (notices): the town's announcements, public to read, posted by administrators."""
+"""お知らせ (notices): the town's announcements, public to read, posted by staff and administrators."""
 
 from __future__ import annotations
 
@@ -6,7 +6,23 @@ from pathlib import Path
 from typing import Any
 
 from core import Plugin, PluginMeta, Title, hookimpl
+from core.identity import Permission
 from plugins.notices.config import NoticesSettings
+
+PERMISSIONS = (
+    Permission(
+        name="notices.post",
+        description="Post notices and withdraw them",
+        default_roles=("staff", "admin"),
+        scope="notices:write",
+    ),
+    Permission(
+        name="notices.read_all",
+        description="See every notice, scheduled and withdrawn ones included",
+        default_roles=("staff", "admin"),
+        scope="notices:read",
+    ),
+)
 
 
 class NoticesPlugin(Plugin):
@@ -33,6 +49,10 @@ class NoticesPlugin(Plugin):
         from plugins.notices.cli import COMMANDS
 
         return COMMANDS
+
+    @hookimpl
+    def register_permissions(self) -> list[Permission]:
+        return list(PERMISSIONS)
 
 
 plugin = NoticesPlugin()

@@ -31,3 +31,15 @@ class NoticeCreate(msgspec.Struct, kw_only=True, frozen=True):
     published_at: datetime | None = None
     """When it becomes visible; now if omitted."""
     expires_at: datetime | None = None
+
+
+class NoticeRecord(msgspec.Struct, kw_only=True, frozen=True):
+    """A notice as staff see it: whether it is visible yet, or any more."""
+
+    id: uuid.UUID
+    category: str
+    title: str
+    body: str
+    published_at: datetime
+    expires_at: datetime | None = None
+    withdrawn_at: datetime | None = None

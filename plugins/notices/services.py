@@ -1,6 +1,8 @@
 """Notices: posting, listing what is visible now, withdrawing. No HTTP in here.
 
 Every function takes a session bound to one municipality; the core filters and stamps ``municipality_id``.
+Posting and withdrawing are recorded in the municipality's audit log, in the same transaction, as done by
+``actor`` (``cli``, or the caller of a route: :func:`core.audit.actor_for`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit import record
 from core.db import utcnow
 from core.exceptions import InvalidInput, NotFound
 from plugins.notices.config import NoticesSettings
 from plugins.notices.models import Notice
-from plugins.notices.schemas import NoticeCreate, NoticeOut, NoticePage
+from plugins.notices.schemas import NoticeCreate, NoticeOut, NoticePage, NoticeRecord
 
 MAX_TITLE = 200
 MAX_BODY = 20_000
@@ -32,6 +35,18 @@ def to_out(notice: Notice) -> NoticeOut:
     )
 
 
+def to_record(notice: Notice) -> NoticeRecord:
+    return NoticeRecord(
+        id=notice.id,
+        category=notice.category,
+        title=notice.title,
+        body=notice.body,
+        published_at=notice.published_at,
+        expires_at=notice.expires_at,
+        withdrawn_at=notice.withdrawn_at,
+    )
+
+
 def _visible_now(now: datetime):  # type: ignore[no-untyped-def]
     return (
         Notice.withdrawn_at.is_(None),
@@ -40,7 +55,9 @@ def _visible_now(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
-async def post_notice(session: AsyncSession, settings: NoticesSettings, data: NoticeCreate) -> NoticeOut:
+async def post_notice(
+    session: AsyncSession, settings: NoticesSettings, data: NoticeCreate, *, actor: str = "cli"
+) -> NoticeOut:
     """Create a notice. :raises InvalidInput: naming the field and the rule."""
     title, body = data.title.strip(), data.body.strip()
     if not title or len(title) > MAX_TITLE:
@@ -67,6 +84,14 @@ async def post_notice(session: AsyncSession, settings: NoticesSettings, data: No
     )
     session.add(notice)
     await session.flush()
+    record(
+        session,
+        actor=actor,
+        action="notices.posted",
+        target_type="notice",
+        target_id=notice.id,
+        payload={"category": notice.category},
+    )
     return to_out(notice)
 
 
@@ -105,11 +130,12 @@ async def get_visible(session: AsyncSession, notice_id: uuid.UUID) -> NoticeOut:
     return to_out(notice)
 
 
-async def withdraw(session: AsyncSession, notice_id: uuid.UUID) -> Notice:
+async def withdraw(session: AsyncSession, notice_id: uuid.UUID, *, actor: str = "cli") -> Notice:
     """Take a notice down (it is kept, marked withdrawn). :raises NotFound: if there is no such notice here."""
     notice = await session.scalar(select(Notice).where(Notice.id == notice_id))
     if notice is None:
         raise NotFound(f"no notice {notice_id}")
     if notice.withdrawn_at is None:
         notice.withdrawn_at = utcnow()
+        record(session, actor=actor, action="notices.withdrawn", target_type="notice", target_id=notice.id)
     return notice

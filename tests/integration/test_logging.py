@@ -61,8 +61,8 @@ async def serve(database_url: str, environment: str, requests: list[tuple[str, d
 
 
 async def _serve(database_url: str, environment: str, requests: list[tuple[str, dict[str, str]]]) -> None:
-    settings = conftest.replace_settings(
-        conftest.test_settings(database_url), environment=environment, log_level="info"
+    settings = conftest.replace_settings(  # production requires the secret (the audit log's MACs need it)
+        conftest.test_settings(database_url), environment=environment, log_level="info", secret_key="s" * 48
     )
     platform = create_platform(settings, extra_plugins=[Failing()])
     try:

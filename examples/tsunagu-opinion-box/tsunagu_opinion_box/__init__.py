@@ -6,7 +6,23 @@ from pathlib import Path
 from typing import Any
 
 from core import Plugin, PluginMeta, Title, hookimpl
+from core.identity import Permission
 from tsunagu_opinion_box.config import OpinionBoxSettings
+
+PERMISSIONS = (
+    Permission(
+        name="opinion_box.read",
+        description="Read the opinions residents sent",
+        default_roles=("staff", "admin"),
+        scope="opinion_box:read",
+    ),
+    Permission(
+        name="opinion_box.answer",
+        description="Mark opinions answered",
+        default_roles=("staff", "admin"),
+        scope="opinion_box:write",
+    ),
+)
 
 
 class OpinionBoxPlugin(Plugin):
@@ -33,6 +49,10 @@ class OpinionBoxPlugin(Plugin):
         from tsunagu_opinion_box.cli import COMMANDS
 
         return COMMANDS
+
+    @hookimpl
+    def register_permissions(self) -> list[Permission]:
+        return list(PERMISSIONS)
 
 
 plugin = OpinionBoxPlugin()

@@ -19,3 +19,15 @@ class OpinionReceipt(msgspec.Struct, kw_only=True, frozen=True):
     status: str
     received_at: datetime
     reply_due: datetime
+
+
+class OpinionRecord(msgspec.Struct, kw_only=True, frozen=True):
+    """An opinion as staff see it, text included."""
+
+    receipt: str
+    topic: str
+    body: str
+    status: str
+    received_at: datetime
+    reply_due: datetime
+    answered_at: datetime | None = None
