@@ -18,6 +18,7 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from core.audit import record
 from core.db.base import utcnow
 from core.exceptions import Conflict, InvalidInput, NotFound
 from core.identity.authn import API_KEY_PREFIX, parse_api_key, sha256_hex
@@ -126,6 +127,7 @@ async def create_api_key(
     scopes: Iterable[str],
     expires_at: datetime,
     now: datetime | None = None,
+    actor: str = "cli",
 ) -> tuple[ApiKeyInfo, str]:
     """A new key for ``municipality``: its description, and the full key, which is not stored and cannot be
     shown again.
@@ -153,6 +155,15 @@ async def create_api_key(
         try:
             async with platform.sessions.tenant(municipality.id) as session:
                 session.add(row)
+                await session.flush()
+                record(
+                    session,
+                    actor=actor,
+                    action="core.api_key_created",
+                    target_type="api_key",
+                    target_id=row.id,
+                    payload={"name": name, "scopes": list(checked), "expires_at": expires_at},
+                )
         except IntegrityError:  # the prefix is taken (50 random bits: practically never); draw another
             continue
         return _info(row, municipality), key
@@ -167,7 +178,12 @@ async def list_api_keys(platform: Platform, municipality: Municipality) -> list[
 
 
 async def revoke_api_key(
-    platform: Platform, municipality: Municipality, key: str | uuid.UUID, *, now: datetime | None = None
+    platform: Platform,
+    municipality: Municipality,
+    key: str | uuid.UUID,
+    *,
+    now: datetime | None = None,
+    actor: str = "cli",
 ) -> tuple[ApiKeyInfo, bool]:
     """Revoke a key of ``municipality``, named by its id or its prefix. Idempotent: revoking a revoked key
     changes nothing. Returns the key and whether this call revoked it.
@@ -187,6 +203,10 @@ async def revoke_api_key(
             .execution_options(synchronize_session=False)
         )
         changed = result.rowcount == 1  # type: ignore[attr-defined]  # 0: revoked before, maybe just now
+        if changed:
+            record(
+                session, actor=actor, action="core.api_key_revoked", target_type="api_key", target_id=row.id
+            )
         await session.refresh(row)
         return _info(row, municipality), changed
 

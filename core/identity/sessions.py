@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit import record
 from core.db.base import utcnow
 from core.exceptions import NotAuthenticated, NotFound
 from core.identity import throttle
 from core.identity.authn import sha256_hex
 from core.identity.models import AuthSession
-from core.identity.passwords import check_password_login
+from core.identity.passwords import check_password_login, login_email
 
 if TYPE_CHECKING:
     from core.platform import Platform
@@ -121,10 +122,29 @@ async def log_in(
     await throttle.charge(platform, keys)
     account = await check_password_login(platform, municipality.id, email, password)
     if account is None:
+        async with platform.sessions.tenant(municipality.id) as session:
+            # The email is personal data: the log keeps a keyed hash, enough to see repeated attempts.
+            record(
+                session,
+                actor="anonymous",
+                action="core.login_failed",
+                target_type="login",
+                target_id="password",
+                payload={"email": login_email(email), "address": address},
+                personal=("email", "address"),
+            )
         raise LoginFailed()
     await throttle.settle_success(platform, keys)
     async with platform.sessions.tenant(municipality.id) as session:
         token, row = await start_session(session, municipality, account.id, replaces=replaces)
+        record(
+            session,
+            actor=f"account:{account.id}",
+            action="core.logged_in",
+            target_type="account",
+            target_id=account.id,
+            payload={"method": "password"},
+        )
     log.info("auth.logged_in", account_id=str(account.id), method="password")
     return IssuedSession(
         token=token,
@@ -138,7 +158,18 @@ async def log_in(
 async def log_out(platform: Platform, municipality: Municipality, token: str) -> bool:
     """Revoke the session ``token`` opens in ``municipality``. Returns whether there was one to revoke."""
     async with platform.sessions.tenant(municipality.id) as session:
+        account_id = await session.scalar(
+            select(AuthSession.account_id).where(AuthSession.token_hash == sha256_hex(token[:200]))
+        )
         revoked = await revoke(session, token)
+        if revoked:
+            record(
+                session,
+                actor=f"account:{account_id}",
+                action="core.logged_out",
+                target_type="account",
+                target_id=account_id,
+            )
     if revoked:
         log.info("auth.logged_out")
     return revoked
