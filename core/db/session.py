@@ -106,16 +106,27 @@ def _check_orm_insert(state: ORMExecuteState, municipality_id: int) -> None:
     if mapper is None or not issubclass(mapper.class_, TenantScoped):
         return
     params = state.parameters
-    rows = params if isinstance(params, list) else [params] if params else []
-    compiled = state.statement.compile().params
-    if "municipality_id" in compiled and compiled["municipality_id"] is not None:
-        rows = [*rows, {"municipality_id": compiled["municipality_id"]}]
+    rows: list[Any] = params if isinstance(params, list) else [params] if params else []
+    # Values given with .values(...) live on the statement (SQLAlchemy has no public reader for them).
+    statement = state.statement
+    given = [getattr(statement, "_values", None) or {}]
+    for batch in getattr(statement, "_multi_values", ()):
+        given.extend(batch)
+    rows.extend({_key_name(k): _literal(v) for k, v in values.items()} for values in given if values)
     for row in rows:
         value = row.get("municipality_id") if isinstance(row, dict) else None
         if value != municipality_id:
             raise CrossTenantAccess(
                 f"insert into {mapper.local_table} must name municipality_id={municipality_id}, got {value!r}"
             )
+
+
+def _key_name(key: Any) -> str:
+    return key if isinstance(key, str) else getattr(key, "key", str(key))
+
+
+def _literal(value: Any) -> Any:
+    return getattr(value, "value", value)  # a BindParameter carries its value
 
 
 @event.listens_for(Session, "before_flush")

@@ -219,3 +219,33 @@ async def test_application_role_cannot_bypass_row_level_security(isolated: Platf
         ).all()
     assert {r.relname for r in rows} >= {"notices", "opinion_box_opinions", "plugin_enablements"}
     assert all(r.relrowsecurity and r.relforcerowsecurity for r in rows), rows
+
+
+async def test_orm_bulk_inserts_must_name_the_bound_municipality_on_every_row(platform: Platform) -> None:
+    miki, other = platform.municipality("miki"), platform.municipality("sanuki")
+
+    def row(municipality_id: int) -> dict[str, object]:
+        now = utcnow()
+        return {
+            "municipality_id": municipality_id,
+            "id": uuid.uuid4(),
+            "category": "general",
+            "title": "x",
+            "body": "x",
+            "published_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    async with platform.sessions.tenant(miki.id) as session:
+        await session.execute(insert(Notice), [row(miki.id), row(miki.id)])
+    for statement, params in (
+        (insert(Notice), [row(miki.id), row(other.id)]),
+        (insert(Notice).values([row(miki.id), row(other.id)]), None),
+    ):
+        with pytest.raises(CrossTenantAccess):
+            async with platform.sessions.tenant(miki.id) as session:
+                await session.execute(statement, params)
+    async with platform.sessions.platform() as session:
+        owners = list(await session.scalars(select(Notice.municipality_id)))
+    assert owners == [miki.id, miki.id]
