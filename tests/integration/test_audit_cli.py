@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
@@ -13,12 +12,12 @@ from typing import TypeVar
 
 import pytest
 
-import cli
 from core.platform import Platform, create_platform
+from tests.cli_runner import Run, cli_runner
 from tests.conftest import MANIFESTS
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_audit_log import chain, sql, tamper
-from tests.integration.test_cli import Result, Run, assert_one_line_error
+from tests.integration.test_cli import assert_one_line_error
 
 T = TypeVar("T")
 
@@ -35,19 +34,9 @@ def applied(
             variable, raising=False
         )  # the command and the test's platform share the secret file
 
-    def run(*argv: object) -> Result:
-        capsys.readouterr()
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
+    with cli_runner(capsys) as run:
         assert run("municipality", "apply", *MANIFESTS).code == 0
         yield run
-    finally:
-        root.handlers[:], root.level = handlers, level
 
 
 def on_platform(database_url: str, work: Callable[[Platform], Awaitable[T]]) -> T:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import tomllib
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from core.platform import create_platform
 from core.tenancy.codes import check_digit
 from core.tenancy.manifest import load_manifests
 from core.tenancy.models import MunicipalityRow, PlatformRevisionRow, PluginEnablementRow
+from tests.cli_runner import Result, Run, cli_runner
 from tests.conftest import MANIFESTS
 from tests.conftest import test_settings as settings_for
 from tsunagu_opinion_box import services as opinion_services
@@ -35,24 +34,6 @@ from tsunagu_opinion_box.schemas import OpinionSubmit
 
 SLUGS = sorted(p.stem for p in MANIFESTS)
 PLUGINS = ["notices", "opinion_box"]
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        assert self.code == 0, self.err
-        return json.loads(self.out)
-
-    @property
-    def lines(self) -> list[str]:
-        return self.out.splitlines()
-
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture
@@ -65,19 +46,8 @@ def tsunagu(
     for variable in ("TSUNAGU_ENV", "TSUNAGU_LOG_LEVEL", "TSUNAGU_BROKER_URL", "TSUNAGU_MUNICIPALITIES_DIR"):
         monkeypatch.delenv(variable, raising=False)
 
-    def run(*argv: object) -> Result:
-        capsys.readouterr()
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    # Each command configures logging for its process; give the next test the logging it had before.
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
+    with cli_runner(capsys) as run:
         yield run
-    finally:
-        root.handlers[:], root.level = handlers, level
 
 
 @pytest.fixture

@@ -11,21 +11,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import logging
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-import cli
 from core.app import create_app
 from core.cli import runtime
 from core.db.base import utcnow
@@ -36,21 +32,8 @@ from core.platform import create_platform
 from core.settings import SECRET_KEY_FILE, Settings, secret_key_bytes, secret_key_file
 from tests import conftest
 from tests.asgi import lifespan_client
+from tests.cli_runner import Result, Run, cli_runner
 from tests.integration.test_apikeys import KEY_FORMAT, MIKI, SECRET_KEY, Vault, vault_platform
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        assert self.code == 0, self.err
-        return json.loads(self.out)
-
-
-Run = Callable[..., Result]
 
 
 def assert_one_line_error(result: Result, *fragments: str, code: int = 2) -> None:
@@ -77,18 +60,8 @@ def cli_env(
         runtime, "create_platform", lambda settings, **kw: real(settings, extra_plugins=[Vault()])
     )
 
-    def run(*argv: object) -> Result:
-        capsys.readouterr()
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
+    with cli_runner(capsys) as run:
         yield run
-    finally:
-        root.handlers[:], root.level = handlers, level
 
 
 @pytest.fixture

@@ -29,9 +29,10 @@ from core.platform import Platform, create_platform
 from core.tenancy.models import PlatformRevisionRow
 from tests import conftest
 from tests.asgi import lifespan_client
+from tests.cli_runner import Result, Run
 from tests.integration import test_cli
 from tests.integration.test_access_matrix import make_account, open_session
-from tests.integration.test_cli import Result, Run, assert_one_line_error
+from tests.integration.test_cli import assert_one_line_error
 
 T = TypeVar("T")
 tsunagu = test_cli.tsunagu  # the fixtures that run the command in-process on the test database
