@@ -108,7 +108,7 @@ class Person(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     family_name_kana: str
     given_name_kana: str
     email: str
-    """The local part as typed, the domain in lower case."""
+    """In lower case throughout: one address is one account."""
     phone: str | None = None
     """Domestic digits without separators: ``0878392111``, ``09012345678``."""
     address: Address | None = None
