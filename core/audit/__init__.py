@@ -11,7 +11,7 @@ See ``docs/audit.md``.
 from core.audit.export import ExportedEvent, count_events, export_events
 from core.audit.keys import AuditKeys, bind_keys
 from core.audit.models import AuditChainEntry, AuditEvent, AuditSettingsRow
-from core.audit.recording import MAX_PAYLOAD_BYTES, actor_for, record
+from core.audit.recording import MAX_PAYLOAD_BYTES, actor_for, flush_events, record
 from core.audit.retention import PurgeResult, get_retention, purge, set_retention
 from core.audit.sealing import Sealer, seal
 from core.audit.verification import AuditLogTampered, Problem, Report, verify
@@ -32,6 +32,7 @@ __all__ = [
     "bind_keys",
     "count_events",
     "export_events",
+    "flush_events",
     "get_retention",
     "purge",
     "record",

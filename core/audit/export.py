@@ -1,7 +1,7 @@
 """Export: a municipality's sealed audit events, oldest first, streamed in batches (never all in memory).
 
 Each event comes with its place in the chain and both MACs, so that someone holding the key can check an export
-on its own. Batches are read in short transactions of their own (keyset on ``(recorded_at, id)``), so a long
+on its own. Events not sealed (forged ones, which the sealer refuses) are left out. Batches are read in short transactions of their own (keyset on ``(recorded_at, id)``), so a long
 export never holds a transaction open (on SQLite that would stop every writer).
 """
 
@@ -16,7 +16,7 @@ import msgspec
 from sqlalchemy import and_, func, or_, select
 
 from core.audit.models import AuditChainEntry, AuditEvent
-from core.audit.sealing import seal
+from core.audit.sealing import EVENT_COLUMNS, seal
 
 if TYPE_CHECKING:
     from core.platform import Platform
@@ -37,7 +37,7 @@ class ExportedEvent(msgspec.Struct, kw_only=True, frozen=True):
     chain_mac: str
 
 
-def _sealed_in(municipality_id: int, since: datetime | None, until: datetime | None) -> list[Any]:
+def _recorded_in(municipality_id: int, since: datetime | None, until: datetime | None) -> list[Any]:
     where: list[Any] = [AuditEvent.municipality_id == municipality_id]
     if since is not None:
         where.append(AuditEvent.recorded_at >= since)
@@ -46,22 +46,15 @@ def _sealed_in(municipality_id: int, since: datetime | None, until: datetime | N
     return where
 
 
-def _joined(columns: Any) -> Any:
-    return select(*columns).join(
-        AuditChainEntry,
-        and_(
-            AuditChainEntry.municipality_id == AuditEvent.municipality_id,
-            AuditChainEntry.event_id == AuditEvent.id,
-        ),
-    )
-
-
 async def count_events(
     platform: Platform, municipality_id: int, *, since: datetime | None = None, until: datetime | None = None
 ) -> int:
-    """How many sealed events :func:`export_events` would give (for a progress bar)."""
+    """How many events were recorded in ``[since, until)`` (what an export gives, give or take the few not
+    sealed yet): the total of a progress bar."""
     async with platform.sessions.tenant(municipality_id) as session:
-        query = _joined([func.count()]).where(*_sealed_in(municipality_id, since, until))
+        query = (
+            select(func.count()).select_from(AuditEvent).where(*_recorded_in(municipality_id, since, until))
+        )
         return int(await session.scalar(query) or 0)
 
 
@@ -73,15 +66,16 @@ async def export_events(
     until: datetime | None = None,
     seal_first: bool = True,
 ) -> AsyncIterator[ExportedEvent]:
-    """The sealed events recorded in ``[since, until)``, by ``(recorded_at, id)``; seals everything first."""
+    """The sealed events recorded in ``[since, until)``, by ``(recorded_at, id)``; seals everything first.
+
+    Each batch is two plain reads (events by time, then their chain entries by key), not a join whose plan
+    could go wrong while the planner's statistics lag behind a freshly filled table."""
     if seal_first:
         await seal(platform, municipality_id)
     after: tuple[datetime, uuid.UUID] | None = None
     while True:
         async with platform.sessions.tenant(municipality_id) as session:
-            query = _joined([AuditEvent, AuditChainEntry.seq, AuditChainEntry.chain_mac]).where(
-                *_sealed_in(municipality_id, since, until)
-            )
+            query = select(*EVENT_COLUMNS).where(*_recorded_in(municipality_id, since, until))
             if after is not None:
                 query = query.where(
                     or_(
@@ -89,15 +83,23 @@ async def export_events(
                         and_(AuditEvent.recorded_at == after[0], AuditEvent.id > after[1]),
                     )
                 )
-            rows = (
-                await session.execute(
-                    query.order_by(AuditEvent.recorded_at, AuditEvent.id).limit(EXPORT_BATCH)
+            query = query.order_by(AuditEvent.recorded_at, AuditEvent.id).limit(EXPORT_BATCH)
+            events = (await session.execute(query)).all()
+            entries = {}
+            if events:
+                found = await session.execute(
+                    select(AuditChainEntry.event_id, AuditChainEntry.seq, AuditChainEntry.chain_mac).where(
+                        AuditChainEntry.municipality_id == municipality_id,
+                        AuditChainEntry.event_id.in_([e.id for e in events]),
+                    )
                 )
-            ).all()
-            session.expunge_all()
-        for event, seq, chain in rows:
+                entries = {entry.event_id: entry for entry in found}
+        for event in events:
+            entry = entries.get(event.id)
+            if entry is None:  # not sealed: forged, or committed after the seal above
+                continue
             yield ExportedEvent(
-                seq=seq,
+                seq=entry.seq,
                 id=event.id,
                 recorded_at=event.recorded_at,
                 actor=event.actor,
@@ -106,9 +108,8 @@ async def export_events(
                 target_id=event.target_id,
                 payload=event.payload,
                 mac=event.mac,
-                chain_mac=chain,
+                chain_mac=entry.chain_mac,
             )
-        if len(rows) < EXPORT_BATCH:
+        if len(events) < EXPORT_BATCH:
             return
-        last = rows[-1][0]
-        after = (last.recorded_at, last.id)
+        after = (events[-1].recorded_at, events[-1].id)

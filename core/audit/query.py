@@ -12,6 +12,7 @@ import msgspec
 from sqlalchemy import and_, or_, select
 
 from core.audit.models import AuditChainEntry, AuditEvent
+from core.audit.sealing import EVENT_COLUMNS
 from core.exceptions import InvalidInput
 
 if TYPE_CHECKING:
@@ -102,17 +103,7 @@ async def search_events(
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
-    query = (
-        select(AuditEvent, AuditChainEntry.seq)
-        .outerjoin(
-            AuditChainEntry,
-            and_(
-                AuditChainEntry.municipality_id == AuditEvent.municipality_id,
-                AuditChainEntry.event_id == AuditEvent.id,
-            ),
-        )
-        .where(*_conditions(found))
-    )
+    query = select(*EVENT_COLUMNS).where(*_conditions(found))
     if cursor is not None:
         at, event_id = decode_cursor(cursor)
         query = query.where(
@@ -120,6 +111,15 @@ async def search_events(
         )
     query = query.order_by(AuditEvent.recorded_at.desc(), AuditEvent.id.desc()).limit(limit + 1)
     rows = (await session.execute(query)).all()
+    seqs: dict[uuid.UUID, int] = {}
+    if rows:  # a second plain read rather than a join: see core.audit.export
+        found_entries = await session.execute(
+            select(AuditChainEntry.event_id, AuditChainEntry.seq).where(
+                AuditChainEntry.municipality_id.in_({r.municipality_id for r in rows[:limit]}),
+                AuditChainEntry.event_id.in_([r.id for r in rows[:limit]]),
+            )
+        )
+        seqs = {entry.event_id: entry.seq for entry in found_entries}
     items = [
         AuditEventOut(
             id=event.id,
@@ -129,9 +129,9 @@ async def search_events(
             target_type=event.target_type,
             target_id=event.target_id,
             payload=event.payload,
-            seq=seq,
+            seq=seqs.get(event.id),
         )
-        for event, seq in rows[:limit]
+        for event in rows[:limit]
     ]
     more = len(rows) > limit
     return AuditEventPage(

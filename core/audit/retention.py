@@ -22,7 +22,7 @@ from sqlalchemy import and_, delete, func, select, text
 
 from core.audit.macs import timestamp
 from core.audit.models import AuditChainEntry, AuditEvent, AuditSettingsRow
-from core.audit.recording import record
+from core.audit.recording import flush_events, record
 from core.audit.schema import APPEND_ONLY_TABLES, PURGE_SETTING, sqlite_trigger_name, sqlite_trigger_sql
 from core.audit.sealing import head, lock, seal_batch
 from core.audit.verification import LOG_TARGET, PURGE_ACTION, AuditLogTampered, purge_anchor, verify
@@ -123,7 +123,7 @@ async def purge(
         )
     keys = platform.audit_keys
     async with platform.sessions.tenant(municipality.id) as session:
-        await lock(session, municipality.id, wait=True)
+        await lock(session, municipality.id)
         start = await purge_anchor(session, keys, municipality.id)
         through = await _last_before(session, municipality.id, before)
         if through <= start[0]:
@@ -178,7 +178,7 @@ async def purge(
                 "newest": timestamp(newest) if newest else None,
             },
         )
-        await session.flush()
+        await flush_events(session)
         await _seal_all(session, platform, municipality.id, (through, anchor))
     return PurgeResult(
         events=count,

@@ -46,7 +46,7 @@ log = structlog.get_logger(__name__)
 
 LOCK_CLASS = 0x74737561  # "tsua": the first key of the sealer's advisory lock; the second is the municipality
 BATCH = 2000
-RECENT = timedelta(seconds=10)
+RECENT = timedelta(seconds=5)
 """What each tick looks at: events recorded this recently (a transaction that took longer to commit is sealed
 by the next sweep). Kept short: each tick's cost grows with the events recorded in this window."""
 IDLE_POLL = 5.0
@@ -58,7 +58,7 @@ SWEEP_EVERY = 60.0
 START_LOOKBACK = timedelta(days=7)
 """The first sweep of a process looks this far back (events recorded while no app was running)."""
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     AuditEvent.municipality_id,
     AuditEvent.id,
     AuditEvent.recorded_at,
@@ -96,16 +96,14 @@ async def try_locks(session: AsyncSession, municipality_ids: Sequence[int]) -> l
     return sorted(result.scalars())
 
 
-async def lock(session: AsyncSession, municipality_id: int, *, wait: bool) -> bool:
-    """Take the sealer's lock for one municipality until the transaction ends; ``False`` if another holds it."""
+async def lock(session: AsyncSession, municipality_id: int) -> None:
+    """Take the sealer's lock for one municipality until the transaction ends, waiting for another holder."""
     if session.bind.dialect.name != "postgresql":
         await session.execute(text("SELECT 1"))  # begins the transaction: BEGIN IMMEDIATE is SQLite's lock
-        return True
-    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
-    result = await session.execute(
-        text(f"SELECT {function}(:c, :m)"), {"c": LOCK_CLASS, "m": municipality_id}
+        return
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(:c, :m)"), {"c": LOCK_CLASS, "m": municipality_id}
     )
-    return wait or bool(result.scalar())
 
 
 async def heads(session: AsyncSession, municipality_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
@@ -159,7 +157,7 @@ async def seal_batch(
     as ``after`` for the next batch. ``None`` means nothing more was waiting when the batch was read (events
     committed since are the next tick's: chasing them here would seal them one by one, at great cost).
     """
-    query = select(*_EVENT_COLUMNS).where(AuditEvent.municipality_id.in_(municipality_ids), _has_no_entry())
+    query = select(*EVENT_COLUMNS).where(AuditEvent.municipality_id.in_(municipality_ids), _has_no_entry())
     if since is not None:
         query = query.where(AuditEvent.recorded_at >= since)
     if after is not None:
@@ -233,7 +231,7 @@ async def seal(platform: Platform, municipality_id: int, *, since: datetime | No
     """Seal every committed, unsealed event of one municipality (recorded at or after ``since``, if given),
     waiting for another sealer of it to finish first. Returns how many events it sealed."""
     async with platform.sessions.tenant(municipality_id) as session:
-        await lock(session, municipality_id, wait=True)
+        await lock(session, municipality_id)
         return await _seal_locked(session, platform.audit_keys, [municipality_id], since)
 
 
@@ -266,12 +264,7 @@ class Sealer:
         if not ids:
             return 0
         async with self.platform.sessions.platform() as session:
-            pending = await session.scalars(
-                select(AuditEvent.municipality_id)
-                .where(AuditEvent.municipality_id.in_(ids), AuditEvent.recorded_at >= since, _has_no_entry())
-                .distinct()
-            )
-            locked = await try_locks(session, sorted(pending))
+            locked = await try_locks(session, ids)  # cheap; then one read finds what to seal in all of them
             if not locked:
                 return 0
             return await _seal_locked(session, self.platform.audit_keys, locked, since)

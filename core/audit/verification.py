@@ -22,11 +22,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from sqlalchemy import and_, select
+from sqlalchemy import select
 
 from core.audit.macs import GENESIS, chain_mac, mac_of, same
 from core.audit.models import AuditChainEntry, AuditEvent
-from core.audit.sealing import seal, unsealed
+from core.audit.sealing import EVENT_COLUMNS, seal, unsealed
 from core.db.base import utcnow
 from core.exceptions import PlatformError
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 PURGE_ACTION = "core.audit_purged"
 LOG_TARGET = "audit_log"
-WALK_BATCH = 2000
+WALK_BATCH = 1000
 MAX_PROBLEMS = 100
 GRACE = timedelta(seconds=5)
 
@@ -148,7 +148,7 @@ class _Walk:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(Problem(kind=kind, seq=seq, event_id=event_id, detail=detail))
 
-    def step(self, entry: Any, event: AuditEvent | None) -> None:
+    def step(self, entry: Any, event: Any) -> None:
         seq, event_id, stored = entry.seq, entry.event_id, entry.chain_mac
         self.entries += 1
         self.first_seq = seq if self.first_seq is None else self.first_seq
@@ -195,6 +195,34 @@ class _Walk:
         self.previous, self.expected, self.head = stored, seq + 1, (seq, stored)
 
 
+async def _entries_with_events(
+    platform: Platform, municipality_id: int, *, after: int
+) -> list[tuple[Any, Any]]:
+    """The next :data:`WALK_BATCH` chain entries after seq ``after``, each with its event row (or ``None``).
+
+    Two plain reads (a range of the chain's key, then the events by key) rather than one join, so the plan
+    cannot turn quadratic when the planner's statistics lag behind a freshly filled table."""
+    async with platform.sessions.tenant(municipality_id) as session:
+        entries = (
+            await session.execute(
+                select(AuditChainEntry.seq, AuditChainEntry.event_id, AuditChainEntry.chain_mac)
+                .where(AuditChainEntry.municipality_id == municipality_id, AuditChainEntry.seq > after)
+                .order_by(AuditChainEntry.seq)
+                .limit(WALK_BATCH)
+            )
+        ).all()
+        if not entries:
+            return []
+        events = await session.execute(
+            select(*EVENT_COLUMNS).where(
+                AuditEvent.municipality_id == municipality_id,
+                AuditEvent.id.in_([e.event_id for e in entries]),
+            )
+        )
+        by_id = {event.id: event for event in events}
+    return [(entry, by_id.get(entry.event_id)) for entry in entries]
+
+
 async def verify(
     platform: Platform,
     municipality_id: int,
@@ -215,27 +243,12 @@ async def verify(
     walk = _Walk(keys, municipality_id, start, expect)
     last = 0
     while True:
-        async with platform.sessions.tenant(municipality_id) as session:
-            query = (
-                select(AuditChainEntry, AuditEvent)
-                .outerjoin(
-                    AuditEvent,
-                    and_(
-                        AuditEvent.municipality_id == AuditChainEntry.municipality_id,
-                        AuditEvent.id == AuditChainEntry.event_id,
-                    ),
-                )
-                .where(AuditChainEntry.municipality_id == municipality_id, AuditChainEntry.seq > last)
-                .order_by(AuditChainEntry.seq)
-                .limit(WALK_BATCH)
-            )
-            rows = (await session.execute(query)).all()
-            session.expunge_all()
-        for entry, event in rows:
+        batch = await _entries_with_events(platform, municipality_id, after=last)
+        for entry, event in batch:
             walk.step(entry, event)
-        if len(rows) < WALK_BATCH:
+        if len(batch) < WALK_BATCH:
             break
-        last = rows[-1][0].seq
+        last = batch[-1][0].seq
     if expect is not None and expect[0] > start[0] and (walk.head is None or walk.head[0] < expect[0]):
         end = walk.head[0] if walk.head else start[0]
         walk.problem(
@@ -246,12 +259,9 @@ async def verify(
         )
     pending = 0
     async with platform.sessions.tenant(municipality_id) as session:
-        query = (
-            select(AuditEvent)
-            .where(unsealed(municipality_id))
-            .order_by(AuditEvent.recorded_at, AuditEvent.id)
-        )
-        for event in (await session.scalars(query.limit(MAX_PROBLEMS + 1000))).all():
+        query = select(*EVENT_COLUMNS).where(unsealed(municipality_id))
+        query = query.order_by(AuditEvent.recorded_at, AuditEvent.id).limit(MAX_PROBLEMS + 1000)
+        for event in (await session.execute(query)).all():
             genuine = same(mac_of(keys.mac_key, event), event.mac)
             if genuine and event.recorded_at >= started - GRACE:
                 pending += 1
@@ -269,7 +279,6 @@ async def verify(
                     event.id,
                     "the event is in no chain entry and does not match its MAC (inserted)",
                 )
-        session.expunge_all()
     return Report(
         municipality_id=municipality_id,
         ok=not walk.problems,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from core.audit import AuditChainEntry, AuditEvent, record, seal, verify
+from core.audit import AuditChainEntry, AuditEvent, flush_events, record, seal, verify
+from core.audit.macs import mac_of
+from core.audit.recording import pending
 from core.audit.schema import APPEND_ONLY_TABLES, pg_trigger_name, sqlite_trigger_name, sqlite_trigger_sql
 from core.audit.sealing import Sealer
 from core.db import UTCDateTime, utcnow
@@ -146,6 +148,78 @@ async def test_an_event_commits_with_the_change_and_rolls_back_with_it(platform:
     report = await verify(platform, miki.id)
     assert report.ok, report.problems
     assert report.entries == before + 1
+
+
+async def test_an_event_recorded_in_a_savepoint_goes_with_it(platform: Platform) -> None:
+    miki = platform.municipality("miki")
+    before = await count(platform, AuditEvent, "miki")
+    async with platform.sessions.tenant(miki.id) as session:
+        kept = record(
+            session, actor="system", action="notices.posted", target_type="notice", target_id="outer"
+        )
+        savepoint = await session.begin_nested()
+        lost = record(
+            session, actor="system", action="notices.posted", target_type="notice", target_id="inner"
+        )
+        await savepoint.rollback()
+        async with session.begin_nested():
+            released = record(
+                session, actor="system", action="notices.posted", target_type="notice", target_id="ok"
+            )
+        flushed = record(
+            session, actor="system", action="notices.posted", target_type="notice", target_id="read"
+        )
+        await flush_events(session)  # readable in the same transaction, before the commit
+        seen = set(await session.scalars(select(AuditEvent.id)))
+        assert {kept, released, flushed} <= seen and lost not in seen
+    async with platform.sessions.tenant(miki.id) as session:
+        ids = set(await session.scalars(select(AuditEvent.id)))
+    assert {kept, released, flushed} <= ids and lost not in ids
+    assert len(ids) == before + 3
+
+
+@pytest.mark.parametrize(
+    "moment", [None, datetime(2026, 4, 1, 9, 0, 0, tzinfo=UTC), datetime(2026, 4, 1, 9, 0, 0, 7, tzinfo=UTC)]
+)
+async def test_an_event_reads_back_exactly_as_recorded(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, moment: datetime | None
+) -> None:
+    """Events are written through the driver, not the ORM: what SQLAlchemy reads back must be what was MACed."""
+    if moment is not None:
+        monkeypatch.setattr("core.audit.recording.utcnow", lambda: moment)
+    miki = platform.municipality("miki")
+    async with platform.sessions.tenant(miki.id) as session:
+        record(
+            session,
+            actor="account:0b9c6a43-6f1e-4a55-9d7e-2f5c1c3e8a10",
+            action="notices.posted",
+            target_type="notice",
+            target_id="お知らせ-1",
+            payload={
+                "title_len": 12,
+                "tags": ["防災", None, True, 1.5],
+                "nested": {"b": 2, "a": [1, {"x": "y"}]},
+            },
+        )
+        (written,) = pending(session)
+    async with platform.sessions.tenant(miki.id) as session:
+        stored = await session.get(AuditEvent, (miki.id, written["id"]))
+        assert stored is not None
+        assert {c: getattr(stored, c) for c in written} == written
+        assert mac_of(platform.audit_keys.mac_key, stored) == stored.mac
+        if moment is not None:
+            assert (
+                await session.scalar(
+                    select(func.count()).select_from(AuditEvent).where(AuditEvent.recorded_at >= moment)
+                )
+                >= 1
+            )
+            assert (
+                await session.scalar(
+                    select(func.count()).select_from(AuditEvent).where(AuditEvent.recorded_at == moment)
+                )
+                == 1
+            )
 
 
 async def test_a_refused_record_call_leaves_the_callers_transaction_usable(platform: Platform) -> None:

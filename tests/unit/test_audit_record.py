@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core.audit import AuditEvent, record
 from core.audit.keys import AuditKeys, bind_keys
 from core.audit.macs import mac_of, pseudonym
-from core.audit.recording import MAX_PAYLOAD_BYTES, actor_for
+from core.audit.recording import MAX_PAYLOAD_BYTES, actor_for, pending
 from core.db.session import MUNICIPALITY_KEY, PLATFORM_KEY
 from core.exceptions import CrossTenantAccess, ImproperlyConfigured, InvalidInput
 from core.identity.principal import Principal
@@ -30,8 +30,9 @@ def session() -> Iterator[Session]:
 
 
 def added(session: Session) -> AuditEvent:
-    (event,) = [o for o in session.new if isinstance(o, AuditEvent)]
-    return event
+    """The one event recorded in ``session`` (not written: no database here), as the row it will be."""
+    (row,) = pending(session)
+    return AuditEvent(**row)
 
 
 def test_an_event_is_added_to_the_callers_session_with_a_mac_over_its_content(session: Session) -> None:
@@ -107,7 +108,7 @@ def test_malformed_events_are_refused_and_nothing_is_added(
     }
     with pytest.raises(InvalidInput, match=message):
         record(session, **arguments)  # type: ignore[arg-type]
-    assert not session.new
+    assert not pending(session)
 
 
 def test_a_payload_just_under_the_limit_is_accepted(session: Session) -> None:
