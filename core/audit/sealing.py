@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections import OrderedDict
@@ -30,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import and_, exists, insert, literal, or_, select, text, union_all
+from sqlalchemy import and_, exists, insert, or_, select, text
 
 from core.audit.keys import AuditKeys
 from core.audit.macs import GENESIS, chain_mac, mac_of, same
@@ -106,33 +107,35 @@ async def lock(session: AsyncSession, municipality_id: int) -> None:
     )
 
 
+_HEADS = {
+    # The ids travel as one parameter, so the statement has one shape however many municipalities a batch
+    # spans: compiled once. (A UNION of one probe each would be built and compiled for every batch size, fill
+    # the statement cache with one entry per size, and SQLite refuses one of more than 500 parts.)
+    "postgresql": text(
+        "SELECT ids.m AS municipality_id, c.seq, c.chain_mac "
+        "FROM unnest(CAST(:ids AS integer[])) AS ids(m) "
+        "CROSS JOIN LATERAL (SELECT seq, chain_mac FROM audit_chain WHERE municipality_id = ids.m "
+        "ORDER BY seq DESC LIMIT 1) AS c"
+    ),
+    "sqlite": text(
+        "SELECT c.municipality_id, c.seq, c.chain_mac FROM json_each(:ids) AS ids "
+        "JOIN audit_chain AS c ON c.municipality_id = ids.value AND c.seq = "
+        "(SELECT seq FROM audit_chain WHERE municipality_id = ids.value ORDER BY seq DESC LIMIT 1)"
+    ),
+}
+
+
 async def heads(session: AsyncSession, municipality_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
     """The last chain entry's ``(seq, chain_mac)`` of each municipality that has one: one index probe each,
     however long the chains (a ``GROUP BY`` would read them whole)."""
     if not municipality_ids:
         return {}
-
-    def last(municipality_id: int, column: Any) -> Any:
-        return (
-            select(column)
-            .where(AuditChainEntry.municipality_id == municipality_id)
-            .order_by(AuditChainEntry.seq.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-
-    query = union_all(
-        *[
-            select(
-                literal(m).label("municipality_id"),
-                last(m, AuditChainEntry.seq).label("seq"),
-                last(m, AuditChainEntry.chain_mac).label("chain_mac"),
-            )
-            for m in municipality_ids
-        ]
+    ids = [int(m) for m in municipality_ids]
+    dialect = session.bind.dialect.name
+    rows = await session.execute(
+        _HEADS[dialect], {"ids": ids if dialect == "postgresql" else json.dumps(ids)}
     )
-    rows = await session.execute(query)
-    return {r.municipality_id: (r.seq, r.chain_mac) for r in rows if r.seq is not None}
+    return {r.municipality_id: (r.seq, r.chain_mac) for r in rows}
 
 
 async def head(session: AsyncSession, municipality_id: int) -> tuple[int, str]:
