@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +14,10 @@ from core.db import migrate
 from core.settings import load_settings, redact_url
 from core.tenancy import service
 from core.tenancy.manifest import load_manifests
+
+if TYPE_CHECKING:
+    from core.jobs import JobRunner
+    from core.platform import Platform
 
 
 def _serve(host: str | None, port: int | None, workers: int | None) -> None:
@@ -49,7 +53,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 @click.command()
 @click.option("--threads", type=int, default=4, show_default=True, help="Worker threads in this process.")
 def worker(threads: int) -> None:
-    """Run jobs from the broker (TSUNAGU_BROKER_URL) until interrupted."""
+    """Run jobs from the broker (TSUNAGU_BROKER_URL), relay the outbox and fire periodic jobs, until interrupted."""
     from core.jobs import JobRunner
 
     settings = state().settings
@@ -58,17 +62,32 @@ def worker(threads: int) -> None:
             "TSUNAGU_BROKER_URL is embedded://: jobs run inside `tsunagu serve`; "
             "set a redis:// or amqp:// broker to run separate workers"
         )
+    if not 1 <= threads <= 256:
+        raise click.BadParameter(f"must be between 1 and 256, got {threads}", param_hint="--threads")
     platform = open_platform()
     runner = JobRunner(platform)
     platform.jobs = runner
-    stop = threading.Event()
+    asyncio.run(_work(platform, runner, threads))
+
+
+async def _work(platform: Platform, runner: JobRunner, threads: int) -> None:
+    from core.jobs import JobServices
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    runner.start_worker(threads)
-    click.echo(f"worker consuming {len(runner.actors)} job type(s) with {threads} thread(s)", err=True)
-    stop.wait()
-    runner.stop()
-    asyncio.run(platform.close())
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await platform.start_refresher()
+        services = JobServices(platform, runner)
+        services.start(consume=True, threads=threads)
+        click.echo(f"worker consuming {len(runner.actors)} job type(s) with {threads} thread(s)", err=True)
+        try:
+            await stop.wait()
+        finally:
+            await services.stop()
+    finally:
+        await platform.close()
 
 
 @click.command()

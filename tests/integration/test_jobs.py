@@ -1,7 +1,8 @@
-"""Background jobs run bound to the municipality they were queued for, and only where their plugin is on.
+"""Jobs queued through the outbox run bound to the municipality they were queued for, only where their plugin is
+on, once per idempotency key, and never when the queueing transaction rolled back.
 
-The same scenario runs on the embedded broker (dramatiq's StubBroker), on Redis and on RabbitMQ, each with a
-worker consuming in this process. Jobs run on the runner's own event loop with its own engine.
+The same scenario runs on the embedded broker (dramatiq's StubBroker), on Redis and on RabbitMQ, each with the
+relay and a worker in this process. Jobs run on the runner's own event loop with its own engine.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from typing import Any
 import pika
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core import Plugin, PluginMeta, Title, hookimpl
 from core.db import utcnow
 from core.exceptions import CrossTenantAccess, NotFound
 from core.jobs import JobContext, JobRunner, job
 from core.logging import configure_logging
+from core.outbox import OutboxMessage, send_later
+from core.outbox.relay import Relay, RelayConfig
 from core.platform import Platform, create_platform
 from core.tenancy import service
 from core.tenancy.manifest import load_manifests
@@ -71,6 +74,7 @@ class Recorder(Plugin):
                     "plugin": ctx.plugin,
                     "notices": ids,
                     "foreign_write": foreign_write,
+                    "key": ctx.message_key,
                 }
             )
 
@@ -111,6 +115,17 @@ async def prepared_platform(
     return platform, notices
 
 
+class RolledBack(Exception):
+    pass
+
+
+async def queue_look(
+    platform: Platform, slug: str, marker: str, other_id: int, key: str | None = None
+) -> bool:
+    async with platform.sessions.tenant(platform.municipality(slug).id) as session:
+        return await send_later(session, "recorder.look", key=key, marker=marker, other_id=other_id)
+
+
 async def run_scenario(
     database_url: str, caplog: pytest.LogCaptureFixture, queue_name: str, **settings: Any
 ) -> None:
@@ -120,39 +135,53 @@ async def run_scenario(
     configure_logging(platform.settings)
     logging.getLogger().addHandler(caplog.handler)
     runner = JobRunner(platform)
+    platform.jobs = runner
+    relay = Relay(platform, runner, RelayConfig(poll_interval=0.05))
     try:
-        assert set(runner.actors) == {"recorder.look"}
+        assert "recorder.look" in runner.actors
+        assert {"core.deliver_event", "core.deliver_event_to"} <= set(runner.actors)
         with pytest.raises(NotFound):
             runner.enqueue(platform.municipality("miki"), "recorder.nothing")
         miki, takamatsu = platform.municipality("miki"), platform.municipality("takamatsu")
 
-        # Queued while no worker runs: one where the plugin never was enabled, one where it is switched off
+        # Relayed while no worker runs: one where the plugin never was enabled, one where it is switched off
         # before the job runs. Both must be skipped when they come up.
-        runner.enqueue(platform.municipality("naoshima"), "recorder.look", marker="never", other_id=miki.id)
-        ayagawa = platform.municipality("ayagawa")
-        runner.enqueue(ayagawa, "recorder.look", marker="switched-off", other_id=miki.id)
+        await queue_look(platform, "naoshima", "never", miki.id)
+        await queue_look(platform, "ayagawa", "switched-off", miki.id)
+        assert await relay.relay_once() == 2
         await service.set_plugin_enabled(platform, "ayagawa", "recorder", False)
+        # A message whose transaction rolls back is never sent.
+        with pytest.raises(RolledBack):
+            async with platform.sessions.tenant(miki.id) as session:
+                await send_later(session, "recorder.look", marker="rolled-back", other_id=takamatsu.id)
+                raise RolledBack
 
         runner.start_worker(threads=1)
-        runner.enqueue(miki, "recorder.look", marker="miki", other_id=takamatsu.id)
-        runner.enqueue(takamatsu, "recorder.look", marker="takamatsu", other_id=miki.id)
+        relay.start()
+        assert await queue_look(platform, "miki", "miki", takamatsu.id, key="miki-once")
+        assert not await queue_look(platform, "miki", "miki-again", takamatsu.id, key="miki-once")
+        await queue_look(platform, "takamatsu", "takamatsu", miki.id)
 
         results = {}
         for _ in range(2):
             result = await asyncio.to_thread(recorder.seen.get, timeout=WAIT)
             results[result.pop("marker")] = result
+        async with platform.sessions.tenant(takamatsu.id) as session:
+            takamatsu_id = str(await session.scalar(select(OutboxMessage.id)))
         assert results == {
             "miki": {
                 "municipality": "miki",
                 "plugin": "recorder",
                 "notices": notices["miki"],
                 "foreign_write": "refused",
+                "key": "miki-once",
             },
             "takamatsu": {
                 "municipality": "takamatsu",
                 "plugin": "recorder",
                 "notices": notices["takamatsu"],
                 "foreign_write": "refused",
+                "key": takamatsu_id,
             },
         }
         # Everything queued has been consumed, and the two skipped jobs never ran.
@@ -164,7 +193,13 @@ async def run_scenario(
             if isinstance(r.msg, dict) and r.msg.get("event") == "job.skipped"
         )
         assert skipped == sorted([platform.municipality("naoshima").id, platform.municipality("ayagawa").id])
+        async with platform.sessions.platform() as session:
+            pending = await session.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.relayed_at.is_(None))
+            )
+        assert pending == 0
     finally:
+        await relay.stop()
         await asyncio.to_thread(runner.stop)
         await platform.close()
 
