@@ -13,11 +13,14 @@ from core.cli.audit import audit
 from core.cli.db import db
 from core.cli.keys import keys
 from core.cli.municipality import municipality
+from core.cli.notify import notify
+from core.cli.outbox import outbox
 from core.cli.plugin import plugin
 from core.cli.role import role
 from core.cli.runtime import CliState, handle_errors
 from core.cli.server import demo, serve, worker
 from core.cli.user import user
+from core.cli.workflow import workflow
 from core.exceptions import PlatformError
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
@@ -32,7 +35,22 @@ def build_cli() -> click.Group:
         """tsunagu (つなぐ): a shared digital platform for the municipalities of a region."""
         ctx.ensure_object(CliState)
 
-    for command in (municipality, plugin, user, role, db, serve, worker, demo, apikey, keys, audit):
+    for command in (
+        municipality,
+        plugin,
+        user,
+        role,
+        db,
+        serve,
+        worker,
+        demo,
+        apikey,
+        keys,
+        audit,
+        workflow,
+        outbox,
+        notify,
+    ):
         tsunagu.add_command(command)
     for name, commands in plugin_commands().items():
         group = click.Group(name=name, help=f"Commands of the {name} plugin.")

@@ -22,8 +22,9 @@ from core.http.problems import exception_to_problem_response
 from core.identity.oidc_routes import oidc_router
 from core.identity.routes import auth_router
 from core.identity.token_routes import TOKEN_ROUTES
-from core.jobs import JobRunner
+from core.jobs import JobRunner, JobServices
 from core.logging import configure_logging
+from core.notifications.routes import notifications_router
 from core.platform import Platform, create_platform
 from core.plugins.base import Plugin
 from core.settings import Settings, load_settings
@@ -81,8 +82,8 @@ def create_app(
         await platform.check_database_role()
         platform.audit_sealer = Sealer(platform)
         platform.audit_sealer.start()
-        if in_process:
-            runner.start_worker()
+        jobs = JobServices(platform, runner)  # the outbox relay, periodic jobs, and in-process workers
+        jobs.start(consume=in_process)
         for name, reason in sorted(platform.plugins.broken.items()):
             log.error("plugin.broken", plugin=name, reason=reason)
         log.info(
@@ -93,7 +94,7 @@ def create_app(
         try:
             yield
         finally:
-            runner.stop()
+            await jobs.stop()
             await platform.close()
 
     app = TsunaguApp(
@@ -103,6 +104,7 @@ def create_app(
             oidc_router(),
             *TOKEN_ROUTES,
             audit_router(),
+            notifications_router(),
             *plugin_routers(platform),
         ],
         dependencies=DEPENDENCIES,

@@ -5,16 +5,20 @@ They run last (``trylast``): a plugin may answer first for its own cases.
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
 import structlog
 from litestar.exceptions import HTTPException, ValidationException
 
+import core.jobs  # noqa: F401 - the outbox and job tables join the shared metadata
+import core.notifications.models  # noqa: F401 - so do the notification tables
 from core.exceptions import PlatformError
 from core.http.problems import Problem, problem_type
 from core.identity.permissions import Permission
 from core.markers import hookimpl
+from core.workflow.problems import WorkflowDefaults
 
 log = structlog.get_logger(__name__)
 
@@ -40,11 +44,36 @@ CORE_PERMISSIONS = (
         default_roles=("admin",),
         scope="core:audit",
     ),
+    Permission(
+        name="core.send_notifications",
+        description="Send a message to everyone subscribed to a topic (POST /notifications/topics/{topic}/send)",
+        default_roles=("staff", "admin"),
+        scope="core:notify",
+    ),
+    Permission(
+        name="core.manage_webhooks",
+        description="Register, list and remove the municipality's webhook endpoints",
+        default_roles=("admin",),
+    ),
+    Permission(
+        name="core.manage_topics",
+        description="Add and remove the municipality's own notification topics",
+        default_roles=("admin",),
+    ),
 )
+
+
+CORE_JOB_MODULES: tuple[str, ...] = ("core.jobs.events", "core.workflow.jobs", "core.notifications.jobs")
+"""Modules holding the core's own jobs, each in a list ``JOBS``; they run as ``core.<function>`` in every
+municipality, whatever plugins are enabled there."""
 
 
 class CoreDefaults:
     """Fallbacks for hooks that must always have an answer, and the core's own declarations."""
+
+    @hookimpl
+    def register_actors(self) -> list[Any]:
+        return [fn for module in CORE_JOB_MODULES for fn in importlib.import_module(module).JOBS]
 
     @hookimpl
     def register_permissions(self) -> list[Permission]:
@@ -91,4 +120,4 @@ def _http_title(status: int) -> str:
         return "Error"
 
 
-DEFAULT_PLUGINS: tuple[object, ...] = (CoreDefaults(),)
+DEFAULT_PLUGINS: tuple[object, ...] = (CoreDefaults(), WorkflowDefaults())

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from core.audit.keys import AuditKeys, bind_keys
 from core.db.engine import create_engine
+from core.db.owner import bind_platform
 from core.db.rls import ROLE_CHECK_SQL
 from core.db.session import SessionFactory
 from core.exceptions import DatabaseNotReady, NotFound
@@ -31,6 +32,7 @@ from core.plugins.settings import validate_plugin_settings
 from core.settings import Settings, redact_url, secret_key_bytes
 from core.tenancy.models import MunicipalityRow, PlatformRevisionRow, PluginEnablementRow
 from core.tenancy.registry import Municipality, TenantSnapshot
+from core.workflow.registry import collect_workflows, workflows_of
 
 if TYPE_CHECKING:
     from core.audit.sealing import Sealer
@@ -54,6 +56,9 @@ class Platform:
         self.audit_keys = AuditKeys(lambda: secret_key_bytes(settings))
         """The audit log's keys, derived from ``TSUNAGU_SECRET_KEY`` on first use; sessions find them by engine."""
         bind_keys(self.engine, self.audit_keys)
+        bind_platform(self.engine, self)  # workflow transitions check permissions through their session
+        self.workflows = workflows_of(plugins.pm)
+        """Every declared workflow; collected by :func:`create_platform`."""
         self.audit_sealer: Sealer | None = None
         """Set by the app that seals the audit log in the background; stopped by :meth:`close`."""
 
@@ -224,6 +229,8 @@ def create_platform(
     loaded = discover(extra_plugins, use_entry_points=use_entry_points)
     pm = create_plugin_manager(loaded, DEFAULT_PLUGINS)
     permissions = collect_permissions(pm, loaded)
+    if collect_workflows(pm, loaded, permissions).broken:  # a plugin left out takes its permissions along
+        permissions = collect_permissions(pm, loaded)
     engine = create_engine(settings.database_url)
     platform = Platform(settings, SessionFactory(engine), PluginHost(pm, loaded))
     platform.permissions = permissions

@@ -34,6 +34,21 @@ MANIFESTS = sorted((PROJECT_ROOT / "municipalities").glob("*.toml"))
 POSTGRES_REQUIRED = bool(os.environ.get("CI") or os.environ.get("TSUNAGU_REQUIRE_POSTGRES"))
 
 
+def enabled_in_manifests() -> dict[str, list[str]]:
+    """Slug -> the plugins its manifest switches on, sorted: what tests expect after applying the manifests."""
+    from core.tenancy.manifest import load_manifest
+
+    manifests = (load_manifest(path) for path in MANIFESTS)
+    return {m.slug: sorted(name for name, entry in m.plugins.items() if entry.enabled) for m in manifests}
+
+
+def installed_plugins() -> list[str]:
+    """The names of every plugin installed through the entry points, sorted."""
+    from core.plugins.loader import discover
+
+    return sorted(discover().plugins)
+
+
 def _server_and_db(url: str) -> tuple[str, str]:
     base, _, database = url.rpartition("/")
     return base, database

@@ -22,7 +22,32 @@ CORE_API_VERSION = Version("1.0")
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 RESERVED_NAMES = frozenset(
-    {"core", "auth", "audit", "m", "schema", "swagger", "healthz", "readyz", "municipalities"}
+    {
+        "core",
+        "auth",
+        "audit",
+        "notifications",
+        "workflow",
+        "outbox",
+        "m",
+        "schema",
+        "swagger",
+        "healthz",
+        "readyz",
+        "municipalities",
+        # the core's CLI groups
+        "municipality",
+        "plugin",
+        "user",
+        "role",
+        "db",
+        "serve",
+        "worker",
+        "demo",
+        "apikey",
+        "keys",
+        "notify",
+    }
 )
 """Names a plugin cannot take: its routes live under ``/<name>``, beside the core's own paths and CLI groups."""
 

@@ -138,7 +138,7 @@ def parse_manifest(data: dict[str, Any], source: str) -> Manifest:
         hosts.append(normal)
     try:
         ZoneInfo(raw.timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "Asia" is a directory of tzdata
         raise fail("timezone", f"must be an IANA time zone such as Asia/Tokyo, got {raw.timezone!r}") from exc
     if raw.locale not in LOCALES:
         raise fail("locale", f"must be one of {', '.join(LOCALES)}, got {raw.locale!r}")

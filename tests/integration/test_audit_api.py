@@ -16,6 +16,7 @@ from core.db import utcnow
 from core.identity.apikeys import create_api_key
 from core.platform import Platform
 from core.tenancy import service
+from tests.conftest import enabled_in_manifests
 from tests.integration.test_audit_log import record_events
 
 
@@ -81,7 +82,7 @@ async def test_filters_by_actor_action_target_and_time(platform: Platform, clien
     headers = await api_key(platform, "miki", "core:audit")
 
     enabled = await all_pages(client, headers, action="core.plugin_enabled")
-    assert {i["target_id"] for i in enabled} == {"notices", "opinion_box"}
+    assert {i["target_id"] for i in enabled} == {*enabled_in_manifests()["miki"], "opinion_box"}
     assert all(i["actor"] == "cli" for i in enabled)
     core = await all_pages(client, headers, action="core.*")
     assert core and all(i["action"].startswith("core.") for i in core)

@@ -106,7 +106,7 @@ def test_upgrade_downgrade_upgrade_on_a_fresh_database(fresh_platform: Platform,
     assert on_database(fresh_url, table_names) == model_tables | {"alembic_version"}
     heads = migrate.heads(fresh_platform)
     with_migrations = {name for name, p in fresh_platform.plugins.plugins.items() if p.meta.migrations}
-    assert with_migrations == {"notices", "opinion_box"}
+    assert {"notices", "opinion_box", "booking", "currency"} <= with_migrations
     assert sorted(branch_of(script, head) for head in heads) == sorted({"core"} | with_migrations)
     assert applied_revisions(script, on_database(fresh_url, stored_versions)) == every_revision
     assert on_database(fresh_url, rows("SELECT id, revision FROM platform_revision")) == [(1, 0)]
