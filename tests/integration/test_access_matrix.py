@@ -229,9 +229,19 @@ def _token(caller: Caller, credentials: Credentials) -> int:
         return 401
     if caller.town != A:
         return 403
-    if caller.kind == "key" or caller.operator:
-        return 200
-    return 200 if caller.roles - {"resident"} else 403  # a resident holds no permission that has a scope
+    return 200  # every role holds a permission that has a scope (a resident: booking.reserve, currency.pay)
+
+
+def _person_404(caller: Caller, _credentials: Credentials) -> int:
+    return 403 if caller.kind == "key" else 404  # booking is for people; the unit or booking does not exist
+
+
+def _booking_slot() -> dict[str, str]:
+    return {
+        "unit_id": str(uuid.uuid4()),
+        "starts_at": "2027-01-16T10:00:00+09:00",
+        "ends_at": "2027-01-16T11:00:00+09:00",
+    }
 
 
 SPECS: dict[tuple[str, str], Spec] = {
@@ -262,6 +272,199 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("GET", "/auth/oidc/callback"): Spec(None, 404),
     ("POST", "/auth/token"): Spec(None, 200, answer=_token),
     ("GET", "/audit/events"): Spec("core.read_audit", 200),
+    # notifications: the person's own (403 for API keys, like /auth/me)
+    ("GET", "/notifications/inbox"): Spec(AUTHENTICATED, 200, answer=_me),
+    ("GET", "/notifications/inbox/unread-count"): Spec(AUTHENTICATED, 200, answer=_me),
+    ("POST", "/notifications/inbox/read-all"): Spec(AUTHENTICATED, 200, answer=_me),
+    ("GET", "/notifications/preferences"): Spec(AUTHENTICATED, 200, answer=_me),
+    ("PUT", "/notifications/preferences"): Spec(
+        AUTHENTICATED, 200, json=lambda w: {"channels": {"email": True}}, answer=_me
+    ),
+    ("GET", "/notifications/topics"): Spec(AUTHENTICATED, 200, answer=_me),
+    ("PUT", "/notifications/subscriptions/{topic:str}"): Spec(
+        AUTHENTICATED, 200, path=lambda w: "/notifications/subscriptions/bousai", answer=_me
+    ),
+    ("DELETE", "/notifications/subscriptions/{topic:str}"): Spec(
+        AUTHENTICATED,
+        204,
+        path=lambda w: "/notifications/subscriptions/bousai",
+        answer=lambda caller, _c: 403 if caller.kind == "key" else 204,
+    ),
+    ("POST", "/notifications/inbox/{notification_id:uuid}/read"): Spec(
+        AUTHENTICATED,
+        404,
+        path=lambda w: f"/notifications/inbox/{uuid.uuid4()}/read",
+        answer=lambda caller, _c: 403 if caller.kind == "key" else 404,
+    ),
+    # notifications: staff send to a topic's subscribers
+    ("POST", "/notifications/topics/{topic:str}/send"): Spec(
+        "core.send_notifications",
+        202,
+        path=lambda w: "/notifications/topics/bousai/send",
+        json=lambda w: {"subject": "お知らせ", "body": "本文"},
+    ),
+    ("GET", "/notifications/sends/{send_id:uuid}"): Spec(
+        "core.send_notifications", 404, path=lambda w: f"/notifications/sends/{uuid.uuid4()}"
+    ),
+    # notifications: the town's topics and webhooks, by its administrators
+    ("POST", "/notifications/topics"): Spec(
+        "core.manage_topics",
+        201,
+        json=lambda w: {"name": f"t{secrets.token_hex(6)}", "title": "話題", "title_en": "Topic"},
+    ),
+    ("DELETE", "/notifications/topics/{topic:str}"): Spec(
+        "core.manage_topics", 404, path=lambda w: "/notifications/topics/nothing"
+    ),
+    ("GET", "/notifications/webhooks"): Spec("core.manage_webhooks", 200),
+    ("POST", "/notifications/webhooks"): Spec(
+        "core.manage_webhooks",
+        201,
+        json=lambda w: {"name": "防災無線", "url": "https://example.jp/hook", "topics": ["bousai"]},
+    ),
+    ("DELETE", "/notifications/webhooks/{endpoint_id:uuid}"): Spec(
+        "core.manage_webhooks", 404, path=lambda w: f"/notifications/webhooks/{uuid.uuid4()}"
+    ),
+    # booking: looking is public; a person books (a key, acting for a system, gets 403); staff manage
+    ("GET", "/booking/facilities"): Spec(None, 200),
+    ("GET", "/booking/facilities/export.csv"): Spec(None, 200),
+    ("GET", "/booking/facilities/{facility_id:uuid}"): Spec(
+        None, 404, path=lambda w: f"/booking/facilities/{uuid.uuid4()}"
+    ),
+    ("GET", "/booking/facilities/{facility_id:uuid}/availability"): Spec(
+        None, 404, path=lambda w: f"/booking/facilities/{uuid.uuid4()}/availability"
+    ),
+    ("GET", "/booking/units/{unit_id:uuid}/availability"): Spec(
+        None, 404, path=lambda w: f"/booking/units/{uuid.uuid4()}/availability"
+    ),
+    ("GET", "/booking/units/{unit_id:uuid}/calendar.ics"): Spec(
+        None, 404, path=lambda w: f"/booking/units/{uuid.uuid4()}/calendar.ics"
+    ),
+    ("POST", "/booking/facilities"): Spec("booking.manage", 201, json=lambda w: {"name": "町民体育館"}),
+    ("PATCH", "/booking/facilities/{facility_id:uuid}"): Spec(
+        "booking.manage",
+        404,
+        path=lambda w: f"/booking/facilities/{uuid.uuid4()}",
+        json=lambda w: {"name": "x"},
+    ),
+    ("POST", "/booking/facilities/{facility_id:uuid}/units"): Spec(
+        "booking.manage",
+        404,
+        path=lambda w: f"/booking/facilities/{uuid.uuid4()}/units",
+        json=lambda w: {"name": "A面"},
+    ),
+    ("PATCH", "/booking/facilities/{facility_id:uuid}/units/{unit_id:uuid}"): Spec(
+        "booking.manage",
+        404,
+        path=lambda w: f"/booking/facilities/{uuid.uuid4()}/units/{uuid.uuid4()}",
+        json=lambda w: {"active": False},
+    ),
+    ("POST", "/booking/blocks"): Spec("booking.manage", 404, json=lambda w: _booking_slot()),
+    ("GET", "/booking/reservations"): Spec("booking.read_all", 200),
+    ("POST", "/booking/reservations"): Spec(
+        "booking.reserve", 404, json=lambda w: _booking_slot(), answer=_person_404
+    ),
+    ("GET", "/booking/reservations/mine"): Spec("booking.reserve", 200, answer=_me),
+    ("GET", "/booking/reservations/mine/calendar.ics"): Spec("booking.reserve", 200, answer=_me),
+    ("POST", "/booking/reservations/{reservation_id:uuid}/{transition:str}"): Spec(
+        "booking.reserve",
+        404,
+        path=lambda w: f"/booking/reservations/{uuid.uuid4()}/confirm",
+        answer=_person_404,
+    ),
+    ("POST", "/booking/waitlist"): Spec(
+        "booking.reserve", 404, json=lambda w: _booking_slot(), answer=_person_404
+    ),
+    ("GET", "/booking/waitlist/mine"): Spec("booking.reserve", 200, answer=_me),
+    ("POST", "/booking/waitlist/{entry_id:uuid}/withdraw"): Spec(
+        "booking.reserve",
+        404,
+        path=lambda w: f"/booking/waitlist/{uuid.uuid4()}/withdraw",
+        answer=_person_404,
+    ),
+    ("POST", "/booking/lottery/applications"): Spec(
+        "booking.reserve",
+        404,
+        json=lambda w: {"facility_id": str(uuid.uuid4()), "month": "2027-01", "wishes": []},
+        answer=_person_404,
+    ),
+    ("GET", "/booking/lottery/applications/mine"): Spec("booking.reserve", 200, answer=_me),
+    # health: the session list is public; people take part (a key gets 403 where a person is needed); staff run
+    # sessions; every id below is unknown, so a caller the guard lets through gets the handler's 404
+    ("GET", "/health/events"): Spec(None, 200),
+    ("GET", "/health/events/export.csv"): Spec(None, 200),
+    ("POST", "/health/events"): Spec(
+        "health.manage",
+        201,
+        json=lambda w: {
+            "title": "eスポーツ",
+            "venue": "プラザ",
+            "starts_at": "2027-01-16T10:00:00+09:00",
+            "ends_at": "2027-01-16T12:00:00+09:00",
+            "capacity": 20,
+        },
+    ),
+    ("GET", "/health/events/{event_id:uuid}/registrations"): Spec(
+        "health.manage", 404, path=lambda w: f"/health/events/{uuid.uuid4()}/registrations"
+    ),
+    ("POST", "/health/events/{event_id:uuid}/registrations"): Spec(
+        "health.participate",
+        404,
+        path=lambda w: f"/health/events/{uuid.uuid4()}/registrations",
+        json=lambda w: {"person_id": str(uuid.uuid4())},
+        answer=_person_404,
+    ),
+    ("POST", "/health/events/{event_id:uuid}/checkins"): Spec(
+        "health.manage",
+        404,
+        path=lambda w: f"/health/events/{uuid.uuid4()}/checkins",
+        json=lambda w: {"scans": [{"nonce": uuid.uuid4().hex, "code": "AAAAAAAA"}]},
+    ),
+    ("POST", "/health/registrations/{registration_id:uuid}/cancel"): Spec(
+        "health.participate", 404, path=lambda w: f"/health/registrations/{uuid.uuid4()}/cancel"
+    ),
+    ("PUT", "/health/me"): Spec("health.participate", 200, json=lambda w: {"birth_year": 1950}, answer=_me),
+    ("GET", "/health/people/mine"): Spec("health.participate", 200, answer=_me),
+    ("GET", "/health/people"): Spec(
+        "health.manage", 200, path=lambda w: "/health/people?q=%E3%83%9F%E3%82%AD"
+    ),
+    ("POST", "/health/people"): Spec(
+        "health.participate",
+        201,
+        json=lambda w: {"name": "三木 ウメ", "name_kana": "ミキ ウメ", "birth_year": 1940},
+        answer=lambda caller, _c: 403 if caller.kind == "key" else 201,
+    ),
+    ("GET", "/health/people/{person_id:uuid}/card.svg"): Spec(
+        "health.participate", 404, path=lambda w: f"/health/people/{uuid.uuid4()}/card.svg"
+    ),
+    ("GET", "/health/people/{person_id:uuid}/measures"): Spec(
+        "health.participate", 404, path=lambda w: f"/health/people/{uuid.uuid4()}/measures"
+    ),
+    ("POST", "/health/redemptions"): Spec(
+        "health.participate",
+        404,
+        json=lambda w: {"points": 1, "kind": "voucher", "person_id": str(uuid.uuid4())},
+        headers=lambda w: {"idempotency-key": str(uuid.uuid4())},
+    ),
+    ("POST", "/health/consents"): Spec(
+        "health.manage", 404, json=lambda w: {"person_id": str(uuid.uuid4()), "programme": "esports"}
+    ),
+    ("POST", "/health/consents/withdraw"): Spec(
+        "health.participate", 404, json=lambda w: {"person_id": str(uuid.uuid4()), "programme": "esports"}
+    ),
+    ("POST", "/health/measures"): Spec(
+        "health.manage",
+        404,
+        json=lambda w: {
+            "person_id": str(uuid.uuid4()),
+            "event_id": str(uuid.uuid4()),
+            "kind": "grip_strength_kg",
+            "phase": "before",
+            "value": 20,
+        },
+    ),
+    ("GET", "/health/stats"): Spec(
+        "health.stats", 200, path=lambda w: "/health/stats?first=2026-04-01&last=2027-03-31"
+    ),
     # notices
     ("GET", "/notices"): Spec(None, 200),
     ("GET", "/notices/{notice_id:uuid}"): Spec(None, 200, path=lambda w: f"/notices/{w.notice}"),
@@ -279,6 +482,10 @@ SPECS: dict[tuple[str, str], Spec] = {
     ),
 }
 """Every non-OPTIONS route of the app. OPTIONS (made by Litestar for each path) is public and answers 204."""
+
+COVERED_ELSEWHERE = ("/currency",)
+"""Path prefixes whose routes have a matrix of their own, on these callers and this world
+(``tests/integration/currency/test_currency_access.py``); this test leaves them to it."""
 
 
 @dataclass(frozen=True)
@@ -390,7 +597,7 @@ async def test_every_route_answers_every_caller_as_its_guard_says(
 ) -> None:
     app, client = app_client
     platform = world.platform
-    routes = app_routes(app)
+    routes = [r for r in app_routes(app) if not r.path.startswith(COVERED_ELSEWHERE)]
     served = {(r.method, r.path) for r in routes if r.method != "OPTIONS"}
     assert served == set(SPECS), (
         f"routes without a spec here: {sorted(served - set(SPECS))}; specs of no route: {sorted(set(SPECS) - served)}"
