@@ -1,0 +1,1 @@
+"""Benchmarks: fixed amounts of work that print their figures (``bench/run``; see docs/performance.md)."""
