@@ -24,13 +24,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 PERIODS = 3
 
 
-def queued_by(worker: Worker) -> list[tuple[str, str]]:
-    """(municipality, period key) of every period this worker's scheduler claimed and queued."""
+def queued_by(worker: Worker) -> list[tuple[str, str, str]]:
+    """(municipality, job, period start) of every period this worker's scheduler claimed and queued.
+
+    Other plugins enabled in the manifests have periodic jobs of their own (daily reminders at the same hour), so a
+    period is told apart by its job too."""
     claimed = []
     for line in worker.output().splitlines():
         if '"periodic.queued"' in line:
             entry = json.loads(line)
-            claimed.append((entry["municipality"], entry["period_start"]))
+            claimed.append((entry["municipality"], entry["job"], entry["period_start"]))
     return claimed
 
 
