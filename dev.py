@@ -2,7 +2,7 @@
 
     python3 dev.py setup            create/refresh .venv from the lock files
     python3 dev.py demo [ARGS...]   run `tsunagu demo` (embedded SQLite, sample municipalities)
-    python3 dev.py test [ARGS...]   run pytest
+    python3 dev.py test [ARGS...]   run pytest (no ARGS: the whole suite, over the cores)
     python3 dev.py tsunagu ARGS...  run any `tsunagu` CLI command
 
 Every command first brings .venv up to date, so a fresh clone needs nothing but
@@ -226,6 +226,13 @@ def run(program: Path, *args: str) -> None:
     os.execve(str(program), [str(program), *args], env)
 
 
+def whole_suite_args() -> list[str]:
+    """The whole suite spreads over the machine's cores (at most 4), a test file per process: the tests of one
+    file share their broker queues and Redis database, so they never run side by side."""
+    workers = max(1, min(4, os.cpu_count() or 1))
+    return ["-n", str(workers), "--dist", "loadfile"]
+
+
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in ("setup", "demo", "test", "tsunagu"):
         sys.stderr.write("usage:\n" + USAGE)
@@ -242,7 +249,7 @@ def main(argv: list[str]) -> None:
         run(BIN / "tsunagu", "demo", *args)
     elif command == "test":
         ensure_test_node_modules()
-        run(PYTHON, "-m", "pytest", *args)
+        run(PYTHON, "-m", "pytest", *(args or whole_suite_args()))
     elif command == "tsunagu":
         run(BIN / "tsunagu", *args)
 
