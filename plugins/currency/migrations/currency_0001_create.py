@@ -6,7 +6,7 @@ zero. On SQLite, the same immutability triggers (the balance check is the applic
 
 Revision ID: currency_0001
 Revises:
-Create Date: 2026-11-27
+Create Date: 2026-11-26
 """
 
 from __future__ import annotations
