@@ -9,6 +9,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+READ_ONLY_OPTION = "tsunagu_read_only"
+"""Execution option of a connection that only reads: on SQLite its transactions begin without the write lock."""
+
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine with the settings each backend needs to behave like the other where it matters.
@@ -41,5 +44,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking on upgrade.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking on upgrade. A
+        # connection marked read-only reads a snapshot without the lock (WAL).
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN DEFERRED")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -21,10 +21,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from core.db.base import TenantScoped
+from core.db.engine import READ_ONLY_OPTION
 from core.exceptions import CrossTenantAccess
 
 MUNICIPALITY_KEY = "tsunagu.municipality_id"
@@ -62,6 +63,23 @@ class SessionFactory:
         async with self._maker(info={PLATFORM_KEY: True}) as session:
             async with session.begin():
                 yield session
+
+    @asynccontextmanager
+    async def platform_connection(self, *, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a transaction that may see every municipality, with no ORM session around it:
+        for the narrow reads of every request (a credential looked up by its hash), where a session's
+        bookkeeping would cost more than the query. Commits on success, rolls back on error.
+
+        ``read_only``: the caller only reads. On SQLite the transaction then begins ``DEFERRED`` instead of taking
+        the write lock, so the read neither waits for nor holds up the writers (WAL).
+        """
+        async with self.engine.connect() as conn:
+            if read_only:
+                await conn.execution_options(**{READ_ONLY_OPTION: True})
+            async with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(_SET_CONTEXT, {"municipality": "", "platform": "on"})
+                yield conn
 
     @asynccontextmanager
     async def unbound(self) -> AsyncIterator[AsyncSession]:

@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from litestar import Request
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from core.db.base import utcnow
 from core.exceptions import Forbidden, NotAuthenticated
@@ -130,6 +130,19 @@ def _check_municipality(issued_for: int, municipality: Municipality | None, what
         raise Forbidden(f"this {what} was issued for another municipality")
 
 
+_KEYS = ApiKey.__table__
+_KEY_BY_PREFIX = select(
+    _KEYS.c.id,
+    _KEYS.c.municipality_id,
+    _KEYS.c.secret_hash,
+    _KEYS.c.scopes,
+    _KEYS.c.expires_at,
+    _KEYS.c.revoked_at,
+    _KEYS.c.last_used_at,
+).where(_KEYS.c.prefix == bindparam("prefix"))
+"""One Core statement, built once: a key is looked up on every request that carries one."""
+
+
 async def principal_from_api_key(
     platform: Platform, key: str, municipality: Municipality | None
 ) -> Principal:
@@ -138,27 +151,28 @@ async def principal_from_api_key(
         raise NotAuthenticated("malformed API key")
     prefix, full = parsed
     now = utcnow()
-    async with platform.sessions.platform() as session:
-        row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-        if row is None or not hmac.compare_digest(row.secret_hash, sha256_hex(full)):
-            raise NotAuthenticated("unknown API key")
-        if row.revoked_at is not None:
-            raise NotAuthenticated("this API key was revoked")
-        if row.expires_at is not None and row.expires_at <= now:
-            raise NotAuthenticated("this API key has expired")
-        _check_municipality(row.municipality_id, municipality, "API key")
-        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-            await session.execute(
-                update(ApiKey)
-                .where(ApiKey.municipality_id == row.municipality_id, ApiKey.id == row.id)
+    async with platform.sessions.platform_connection(read_only=True) as conn:
+        row = (await conn.execute(_KEY_BY_PREFIX, {"prefix": prefix})).first()
+    if row is None or not hmac.compare_digest(row.secret_hash, sha256_hex(full)):
+        raise NotAuthenticated("unknown API key")
+    if row.revoked_at is not None:
+        raise NotAuthenticated("this API key was revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise NotAuthenticated("this API key has expired")
+    _check_municipality(row.municipality_id, municipality, "API key")
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        async with platform.sessions.platform_connection() as conn:
+            await conn.execute(
+                update(_KEYS)
+                .where(_KEYS.c.municipality_id == row.municipality_id, _KEYS.c.id == row.id)
                 .values(last_used_at=now)
             )
-        return Principal(
-            kind="api_key",
-            api_key_id=row.id,
-            municipality_id=row.municipality_id,
-            scopes=frozenset(row.scopes),
-        )
+    return Principal(
+        kind="api_key",
+        api_key_id=row.id,
+        municipality_id=row.municipality_id,
+        scopes=frozenset(row.scopes),
+    )
 
 
 async def principal_from_session(
@@ -167,10 +181,35 @@ async def principal_from_session(
     return (await session_principal(platform, token, municipality))[0]
 
 
+_SESSIONS, _ACCOUNTS, _GRANTS = AuthSession.__table__, Account.__table__, RoleGrant.__table__
+_SESSION_BY_HASH = (
+    select(
+        _SESSIONS.c.municipality_id,
+        _SESSIONS.c.token_hash,
+        _SESSIONS.c.csrf_token,
+        _SESSIONS.c.expires_at,
+        _SESSIONS.c.revoked_at,
+        _SESSIONS.c.last_seen_at,
+        _ACCOUNTS.c.id.label("account_id"),
+        _ACCOUNTS.c.disabled_at,
+        _ACCOUNTS.c.is_operator,
+    )
+    .select_from(_SESSIONS.outerjoin(_ACCOUNTS, _ACCOUNTS.c.id == _SESSIONS.c.account_id))
+    .where(_SESSIONS.c.token_hash == bindparam("token_hash"))
+)
+_ROLES = select(_GRANTS.c.role).where(
+    _GRANTS.c.municipality_id == bindparam("municipality_id"), _GRANTS.c.account_id == bindparam("account_id")
+)
+"""Roles in the session's own municipality, named explicitly: read in the same transaction as the session."""
+
+
 async def session_principal(
     platform: Platform, token: str, municipality: Municipality | None
 ) -> tuple[Principal, str]:
     """The person a session cookie stands for, and the session's CSRF token.
+
+    One read-only transaction: the session with its account, then (once the session is known to be this
+    municipality's) the roles the account holds in that municipality, filtered by it explicitly.
 
     :raises NotAuthenticated: unknown, revoked or expired session, or a disabled account.
     :raises Forbidden: a session of another municipality.
@@ -178,30 +217,32 @@ async def session_principal(
     if len(token) > 200:
         raise NotAuthenticated("malformed session cookie")
     now = utcnow()
-    async with platform.sessions.platform() as session:
-        row = await session.scalar(select(AuthSession).where(AuthSession.token_hash == sha256_hex(token)))
+    async with platform.sessions.platform_connection(read_only=True) as conn:
+        row = (await conn.execute(_SESSION_BY_HASH, {"token_hash": sha256_hex(token)})).first()
         if row is None or row.revoked_at is not None or row.expires_at <= now:
             raise NotAuthenticated("the session has ended; log in again")
         _check_municipality(row.municipality_id, municipality, "session")
-        account = await session.get(Account, row.account_id)
-        if account is None or account.disabled_at is not None:
+        if row.account_id is None or row.disabled_at is not None:
             raise NotAuthenticated("the account is disabled")
-        if now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
-            await session.execute(
-                update(AuthSession)
+        roles = frozenset(
+            await conn.scalars(_ROLES, {"municipality_id": row.municipality_id, "account_id": row.account_id})
+        )
+    if now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
+        async with platform.sessions.platform_connection() as conn:
+            await conn.execute(
+                update(_SESSIONS)
                 .where(
-                    AuthSession.municipality_id == row.municipality_id,
-                    AuthSession.token_hash == row.token_hash,
+                    _SESSIONS.c.municipality_id == row.municipality_id,
+                    _SESSIONS.c.token_hash == row.token_hash,
                 )
                 .values(last_seen_at=now)
             )
-    roles = await roles_of(platform, row.municipality_id, account.id)
     principal = Principal(
         kind="session",
-        account_id=account.id,
+        account_id=row.account_id,
         municipality_id=row.municipality_id,
         roles=roles,
-        is_operator=account.is_operator,
+        is_operator=row.is_operator,
     )
     return principal, row.csrf_token
 

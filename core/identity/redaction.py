@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import MutableMapping
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "***"
@@ -52,8 +53,12 @@ _ASSIGNMENT = re.compile(rf"(?<!{_K})(?P<key>{_K}++)\s*=\s*(?=(?P<value>{_QUOTED
 _HEADER = re.compile(rf"(?<!{_K})(?P<key>{_K}++)\s*:[ \t]*(?=(?P<value>[^\r\n]*+))")
 
 
+@lru_cache(maxsize=4096)
 def is_secret_key(name: str) -> bool:
-    """Whether a key called ``name`` holds a secret: ``"X-Api-Key"``, ``"refresh_token"``, ``"sessionId"``."""
+    """Whether a key called ``name`` holds a secret: ``"X-Api-Key"``, ``"refresh_token"``, ``"sessionId"``.
+
+    Cached: every log line asks again about the same few dozen keys.
+    """
     normal = _KEY_NOISE.sub("", name.lower())
     return any(word in normal for word in _WORDS)
 
@@ -76,8 +81,16 @@ def _redact_values(text: str, pattern: re.Pattern[str], replacement: str, also: 
     return "".join(parts) + text[done:] if parts else text
 
 
+def _may_hold_secret(text: str) -> bool:
+    """Whether any pattern could match: each needs a ``:`` or ``=``, or starts with ``eyJ`` or ``Bearer``. Most
+    values of a log line (methods, paths, numbers, ids) have none, and skip the six scans."""
+    return ":" in text or "=" in text or "eyJ" in text or "bearer" in text.lower()
+
+
 def redact_text(text: str) -> str:
     """``text`` with every secret-looking piece (see the module docstring) replaced by ``***``."""
+    if not _may_hold_secret(text):
+        return text
     text = _URL_PASSWORD.sub(rf"\1:{REDACTED}@", text)
     text = _BEARER.sub(rf"\1 {REDACTED}", text)
     text = _JWT.sub(REDACTED, text)
