@@ -1,0 +1,1 @@
+"""The bare reference: the same work as the platform's routes with Litestar and the database driver alone."""
