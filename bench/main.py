@@ -23,6 +23,7 @@ from bench.scenario_run import run_scenario
 from bench.scenarios import SCALE_SCENARIO, discover
 from bench.scenarios.base import Scenario
 from core.logging import configure_logging
+from core.settings import PROJECT_ROOT as ROOT
 from core.settings import redact_url
 
 
@@ -119,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = msgspec.to_builtins(options, enc_hook=str)
     settings["postgres_admin_url"] = redact_url(options.postgres_admin_url)
     settings["broken_scenarios"] = broken
+    settings["output"] = _shown(options.output)  # a path inside the project, not where this checkout lives
     write_results(options.output, machine, settings, rows)
     print(render_table(rows))
     if options.markdown:
@@ -136,3 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return path.name
