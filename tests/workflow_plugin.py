@@ -206,3 +206,9 @@ async def create_tables(platform: Platform) -> None:
 
     async with platform.engine.begin() as connection:
         await connection.run_sync(create)
+
+
+async def drop_tables(platform: Platform) -> None:
+    """Drop the holds table again, so the database left for the next test holds only what the migrations made."""
+    async with platform.engine.begin() as connection:
+        await connection.run_sync(HoldsBase.metadata.drop_all)

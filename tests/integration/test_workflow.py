@@ -65,6 +65,7 @@ async def platform(database_url: str) -> AsyncIterator[Platform]:
     try:
         yield made
     finally:
+        await workflow_plugin.drop_tables(made)
         await made.close()
 
 
@@ -448,6 +449,7 @@ def test_audit_verify_passes_after_transitions_and_timers(
             [timer] = await timers_of(platform, A, expiring.id)
             await run_timer(platform, A, timer)
         finally:
+            await workflow_plugin.drop_tables(platform)
             await platform.close()
 
     asyncio.run(work())
