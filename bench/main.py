@@ -136,12 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if any(row.status in ("error", "invalid") for row in rows) else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _shown(path: Path) -> str:
+    """``path`` as results.json records it: inside the project, not where this checkout lives."""
     try:
         return str(path.resolve().relative_to(ROOT))
     except ValueError:
         return path.name
+
+
+if __name__ == "__main__":
+    sys.exit(main())
