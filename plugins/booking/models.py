@@ -29,7 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, TenantScoped, TimestampMixin, UTCDateTime, municipality_column, utcnow
 from core.workflow import StatefulMixin
@@ -152,6 +152,10 @@ class Reservation(StatefulMixin, TenantScoped, TimestampMixin, Base):
     """Facility and unit names as they were when booked, for notifications and calendars."""
     local_time: Mapped[str] = mapped_column(String(40), default="")
     """``2026-12-05 10:00–12:00`` in the municipality's time zone, for notifications."""
+    occupancies: Mapped[list[Occupancy]] = relationship(
+        lazy="raise", cascade="save-update", passive_deletes=True
+    )
+    """Only for writing a new hold's rows in the same flush as the hold; never read through (use a query)."""
 
     __table_args__ = (
         _fk(["unit_id"], "booking_units", "fk_booking_reservations_unit"),

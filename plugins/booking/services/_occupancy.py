@@ -12,7 +12,8 @@ the guard is the constraint, and a lost race surfaces as :class:`~core.exception
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -42,9 +43,10 @@ def occupied_range(unit: Unit, starts_at: datetime, ends_at: datetime) -> tuple[
 
 async def first_overlap(
     session: AsyncSession, unit_ids: Sequence[uuid.UUID], starts_at: datetime, ends_at: datetime
-) -> Occupancy | None:
+) -> uuid.UUID | None:
+    """The unit of the earliest occupancy overlapping the range, if any (a column read: no object built)."""
     return await session.scalar(
-        select(Occupancy)
+        select(Occupancy.unit_id)
         .where(Occupancy.unit_id.in_(unit_ids), Occupancy.starts_at < ends_at, Occupancy.ends_at > starts_at)
         .order_by(Occupancy.starts_at)
         .limit(1)
@@ -57,23 +59,52 @@ def is_overlap_error(exc: DBAPIError) -> bool:
     return state in OVERLAP_STATES or SQLITE_MESSAGE in str(orig)
 
 
+async def refuse_if_taken(
+    session: AsyncSession,
+    place: str,
+    unit: Unit,
+    units: Sequence[Unit],
+    starts_at: datetime,
+    ends_at: datetime,
+) -> list[Occupancy]:
+    """The occupancy rows a reservation of ``unit`` over ``[starts_at, ends_at)`` needs (the unit and every unit
+    below it, buffers included), not yet added to the session, once the check made first finds them free.
+
+    :raises SlotTaken: an overlapping live reservation holds one of those units.
+    """
+    begin, end = occupied_range(unit, starts_at, ends_at)
+    unit_ids = sorted(descendants(units, unit.id))  # one order for every transaction: fewer deadlocks
+    clash = await first_overlap(session, unit_ids, begin, end)
+    if clash is not None:
+        raise SlotTaken(f"{place} is taken at that time", unit_id=str(clash))
+    return [Occupancy(unit_id=unit_id, starts_at=begin, ends_at=end) for unit_id in unit_ids]
+
+
+@contextmanager
+def lost_race_is_taken(session: AsyncSession, place: str, rows: Sequence[Occupancy]) -> Iterator[None]:
+    """Turn the database's refusal of an overlapping row, raised while flushing ``rows``, into :class:`SlotTaken`;
+    the refused rows leave the session so a caller that goes on does not write them again."""
+    try:
+        yield
+    except (IntegrityError, DBAPIError) as exc:
+        if not is_overlap_error(exc):
+            raise
+        for row in rows:
+            if row in session:
+                session.expunge(row)
+        raise SlotTaken(f"{place} was just taken by someone else") from exc
+
+
 async def occupy(session: AsyncSession, reservation: Reservation, unit: Unit, units: Sequence[Unit]) -> None:
     """Insert the reservation's occupancy rows (the unit and every unit below it) and flush them.
 
     :raises SlotTaken: an overlapping live reservation holds one of those units, found first or by the database.
     """
-    starts_at, ends_at = occupied_range(unit, reservation.starts_at, reservation.ends_at)
-    unit_ids = sorted(descendants(units, unit.id))  # one order for every transaction: fewer deadlocks
-    clash = await first_overlap(session, unit_ids, starts_at, ends_at)
-    if clash is not None:
-        raise SlotTaken(f"{reservation.place} is taken at that time", unit_id=str(clash.unit_id))
-    session.add_all(
-        Occupancy(reservation_id=reservation.id, unit_id=unit_id, starts_at=starts_at, ends_at=ends_at)
-        for unit_id in unit_ids
+    rows = await refuse_if_taken(
+        session, reservation.place, unit, units, reservation.starts_at, reservation.ends_at
     )
-    try:
+    for row in rows:
+        row.reservation_id = reservation.id
+    session.add_all(rows)
+    with lost_race_is_taken(session, reservation.place, rows):
         await session.flush()
-    except (IntegrityError, DBAPIError) as exc:
-        if is_overlap_error(exc):
-            raise SlotTaken(f"{reservation.place} was just taken by someone else") from exc
-        raise

@@ -18,8 +18,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.exceptions import InvalidInput, NotFound
@@ -31,8 +32,8 @@ from plugins.booking.models import Facility, LotteryDraw, Reservation, Unit
 from plugins.booking.schemas import BlockCreate, ReservationCreate, ReservationOut
 from plugins.booking.services._calendar import day_slots
 from plugins.booking.services._context import BookingContext
-from plugins.booking.services._facilities import day_rules, get_unit, units_of
-from plugins.booking.services._occupancy import occupy
+from plugins.booking.services._facilities import day_rules
+from plugins.booking.services._occupancy import lost_race_is_taken, occupy, refuse_if_taken
 from plugins.booking.workflow import LIVE, RESERVATION
 
 RESIDENT_TRANSITIONS = ("confirm", "submit", "accept", "cancel")
@@ -65,14 +66,7 @@ def reservation_out(reservation: Reservation) -> ReservationOut:
 async def person_class(session: AsyncSession, ctx: BookingContext, account_id: uuid.UUID) -> str:
     """``resident`` of this town, ``region`` (another member municipality) or ``other``, by the account's
     residence."""
-    residence = await session.scalar(
-        select(Account.residence_municipality_id).where(Account.id == account_id)
-    )
-    if residence == ctx.municipality_id:
-        return "resident"
-    if residence is not None and residence in ctx.members:
-        return "region"
-    return "other"
+    return _class_of(ctx, await session.scalar(select(_RESIDENCE), {"account_id": account_id}))
 
 
 def _aware(value: datetime, field: str) -> datetime:
@@ -136,13 +130,71 @@ def cancel_deadline(ctx: BookingContext, facility: Facility, starts_at: datetime
     )
 
 
-async def _load(session: AsyncSession, unit_id: uuid.UUID) -> tuple[Facility, Unit, list[Unit]]:
-    unit = await get_unit(session, unit_id)
+def _reads(*extras: ScalarSelect[Any]) -> Select[Any]:
+    """Every unit of the facility of the unit ``:unit_id`` with that facility, ``extras`` beside each row.
+
+    Built once at import with bound parameters: a hold pays for running the statement, not for building it.
+    """
+    facility_of_unit = select(Unit.facility_id).where(Unit.id == bindparam("unit_id")).scalar_subquery()
+    return (
+        select(Unit, Facility, *extras)
+        .join(Facility, Facility.id == Unit.facility_id)
+        .where(Unit.facility_id == facility_of_unit)
+        .order_by(Unit.name, Unit.id)
+    )
+
+
+_RESIDENCE = (
+    select(Account.residence_municipality_id).where(Account.id == bindparam("account_id")).scalar_subquery()
+)
+_LIVE_THIS_MONTH = (
+    select(func.count())
+    .select_from(Reservation)
+    .where(
+        Reservation.municipality_id == bindparam("municipality_id"),
+        Reservation.account_id == bindparam("account_id"),
+        Reservation.state.in_(LIVE),
+        Reservation.kind != "block",
+        Reservation.starts_at >= bindparam("first"),
+        Reservation.starts_at < bindparam("following"),
+    )
+    .scalar_subquery()
+)
+_DRAWN_AT = (
+    select(LotteryDraw.drawn_at)
+    .where(
+        LotteryDraw.municipality_id == bindparam("municipality_id"), LotteryDraw.month == bindparam("month")
+    )
+    .scalar_subquery()
+)
+_UNITS = _reads()
+_UNITS_AND_PERSON = _reads(_RESIDENCE)
+_UNITS_PERSON_AND_MONTH = _reads(_RESIDENCE, _LIVE_THIS_MONTH, _DRAWN_AT)
+
+
+async def _load(
+    session: AsyncSession, unit_id: uuid.UUID, statement: Select[Any] = _UNITS, **params: Any
+) -> tuple[Facility, Unit, list[Unit], Sequence[Any]]:
+    """The unit, its facility and every unit of that facility (the parts it blocks), in one statement, with the
+    values of the statement's extra columns.
+
+    :raises NotFound: no such unit here. :raises InvalidInput: the unit takes no bookings.
+    """
+    rows = (await session.execute(statement, {"unit_id": unit_id, **params})).all()
+    unit = next((row[0] for row in rows if row[0].id == unit_id), None)
+    if unit is None:
+        raise NotFound(f"no unit {unit_id}")
     if not unit.active:
         raise InvalidInput(f"unit_id: {unit.name} is not taking bookings")
-    facility = await session.scalar(select(Facility).where(Facility.id == unit.facility_id))
-    assert facility is not None
-    return facility, unit, await units_of(session, facility.id)
+    return rows[0][1], unit, [row[0] for row in rows], tuple(rows[0][2:])
+
+
+def _class_of(ctx: BookingContext, residence: int | None) -> str:
+    if residence == ctx.municipality_id:
+        return "resident"
+    if residence is not None and residence in ctx.members:
+        return "region"
+    return "other"
 
 
 async def lottery_pending(
@@ -161,20 +213,9 @@ async def live_bookings_in_month(
     session: AsyncSession, ctx: BookingContext, account_id: uuid.UUID, moment: datetime
 ) -> int:
     first, following = month_bounds(ctx, moment)
-    return (
-        await session.scalar(
-            select(func.count())
-            .select_from(Reservation)
-            .where(
-                Reservation.account_id == account_id,
-                Reservation.state.in_(LIVE),
-                Reservation.kind != "block",
-                Reservation.starts_at >= first,
-                Reservation.starts_at < following,
-            )
-        )
-        or 0
-    )
+    params = {"municipality_id": ctx.municipality_id, "account_id": account_id}
+    count = await session.scalar(select(_LIVE_THIS_MONTH), {**params, "first": first, "following": following})
+    return count or 0
 
 
 async def book(
@@ -195,12 +236,28 @@ async def book(
     :raises InvalidInput: a broken rule, naming it.
     :raises SlotTaken: (409) the slot is taken.
     """
-    facility, unit, units = await _load(session, data.unit_id)
+    # Every read the rules need, in one round trip; the checks below keep their order.
+    if check_rules:
+        first, following = month_bounds(ctx, data.starts_at)
+        loaded = await _load(
+            session,
+            data.unit_id,
+            _UNITS_PERSON_AND_MONTH,
+            account_id=account_id,
+            municipality_id=ctx.municipality_id,
+            first=first,
+            following=following,
+            month=month_key(ctx, data.starts_at),
+        )
+    else:
+        loaded = await _load(session, data.unit_id, _UNITS_AND_PERSON, account_id=account_id)
+    facility, unit, units, read = loaded
     slots = slot_count(ctx, facility, unit, data.starts_at, data.ends_at)
     starts_at, ends_at = data.starts_at, data.ends_at
-    klass = await person_class(session, ctx, account_id)
+    klass = _class_of(ctx, read[0])
     now = ctx.current()
     if check_rules:
+        live_this_month, drawn_at = read[1] or 0, read[2]
         window = ctx.settings.window_days(klass)
         last_day = now.astimezone(ctx.zone).date() + timedelta(days=window)
         if starts_at.astimezone(ctx.zone).date() > last_day:
@@ -211,13 +268,13 @@ async def book(
             raise InvalidInput(
                 f"starts_at: bookings must be made at least {ctx.settings.min_notice_hours} hours ahead"
             )
-        if await lottery_pending(session, ctx, facility, starts_at):
+        if facility.lottery_enabled and drawn_at is None:
             raise InvalidInput(
                 f"starts_at: {month_key(ctx, starts_at)} at {facility.name} is drawn by lottery first; "
                 "apply for the lottery, or book after the draw"
             )
         limit = ctx.settings.max_bookings_per_month
-        if await live_bookings_in_month(session, ctx, account_id, starts_at) >= limit:
+        if live_this_month >= limit:
             raise InvalidInput(f"starts_at: at most {limit} bookings per person per month")
     if data.exemption is not None and data.exemption not in ctx.settings.exemptions:
         known = ", ".join(ctx.settings.exemptions) or "none"
@@ -232,6 +289,8 @@ async def book(
     if data.exemption is not None:
         price = price * (100 - ctx.settings.exemptions[data.exemption]) // 100
     place, local_time = _label(ctx, facility, unit, starts_at, ends_at)
+    # Checked before the hold is written; the rows go in with it, in one flush.
+    rows = await refuse_if_taken(session, place, unit, units, starts_at, ends_at)
     reservation = Reservation(
         id=uuid.uuid4(),
         unit_id=unit.id,
@@ -250,8 +309,9 @@ async def book(
         place=place,
         local_time=local_time,
     )
-    await start(session, RESERVATION, reservation, actor=actor)
-    await occupy(session, reservation, unit, units)
+    reservation.occupancies = rows
+    with lost_race_is_taken(session, place, rows):
+        await start(session, RESERVATION, reservation, actor=actor)
     return reservation
 
 
@@ -262,7 +322,7 @@ async def block(
 
     :raises SlotTaken: (409) something overlapping already holds the unit: cancel it first.
     """
-    facility, unit, units = await _load(session, data.unit_id)
+    facility, unit, units, _ = await _load(session, data.unit_id)
     starts_at, ends_at = _aware(data.starts_at, "starts_at"), _aware(data.ends_at, "ends_at")
     if starts_at >= ends_at:
         raise InvalidInput("ends_at: must be later than starts_at")
