@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from core.db.base import UTCDateTime
+from core.db.migration import municipality_fk
 from core.db.rls import disable_tenant_isolation, enable_tenant_isolation
 
 revision = "core_0002"
@@ -19,15 +20,6 @@ branch_labels = None
 depends_on = None
 
 TENANT_TABLES = ("role_grants", "permission_grants", "auth_sessions", "api_keys", "oidc_login_states")
-
-
-def _municipality_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["municipality_id"],
-        ["municipalities.id"],
-        ondelete="RESTRICT",
-        name=f"fk_{table}_municipality_id_municipalities",
-    )
 
 
 def _account_fk(table: str) -> sa.ForeignKeyConstraint:
@@ -110,7 +102,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("granted_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "account_id", "role", name="pk_role_grants"),
-        _municipality_fk("role_grants"),
+        municipality_fk("role_grants"),
         _account_fk("role_grants"),
     )
     op.create_table(
@@ -119,7 +111,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("permission", sa.String(80), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "role", "permission", name="pk_permission_grants"),
-        _municipality_fk("permission_grants"),
+        municipality_fk("permission_grants"),
     )
     op.create_table(
         "auth_sessions",
@@ -133,7 +125,7 @@ def upgrade() -> None:
         sa.Column("revoked_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("municipality_id", "token_hash", name="pk_auth_sessions"),
         sa.UniqueConstraint("token_hash", name="uq_auth_sessions_token_hash"),
-        _municipality_fk("auth_sessions"),
+        municipality_fk("auth_sessions"),
         _account_fk("auth_sessions"),
     )
     op.create_index("ix_auth_sessions_account_id", "auth_sessions", ["account_id"])
@@ -151,7 +143,7 @@ def upgrade() -> None:
         sa.Column("last_used_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_api_keys"),
         sa.UniqueConstraint("prefix", name="uq_api_keys_prefix"),
-        _municipality_fk("api_keys"),
+        municipality_fk("api_keys"),
     )
     op.create_table(
         "oidc_login_states",
@@ -164,7 +156,7 @@ def upgrade() -> None:
         sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.Column("used_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("municipality_id", "state_hash", name="pk_oidc_login_states"),
-        _municipality_fk("oidc_login_states"),
+        municipality_fk("oidc_login_states"),
     )
     for table in TENANT_TABLES:
         enable_tenant_isolation(op, table)

@@ -12,6 +12,7 @@ from alembic import op
 
 from core.audit.schema import create_append_only_triggers, drop_append_only_triggers
 from core.db.base import UTCDateTime
+from core.db.migration import municipality_fk
 from core.db.rls import disable_tenant_isolation, enable_tenant_isolation
 
 revision = "core_0003"
@@ -20,15 +21,6 @@ branch_labels = None
 depends_on = None
 
 TENANT_TABLES = ("audit_events", "audit_chain", "audit_settings")
-
-
-def _municipality_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["municipality_id"],
-        ["municipalities.id"],
-        ondelete="RESTRICT",
-        name=f"fk_{table}_municipality_id_municipalities",
-    )
 
 
 def upgrade() -> None:
@@ -44,7 +36,7 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("mac", sa.String(64), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_audit_events"),
-        _municipality_fk("audit_events"),
+        municipality_fk("audit_events"),
     )
     op.create_index("ix_audit_events_recorded_at", "audit_events", ["municipality_id", "recorded_at", "id"])
     op.create_index("ix_audit_events_actor", "audit_events", ["municipality_id", "actor", "recorded_at"])
@@ -61,7 +53,7 @@ def upgrade() -> None:
         sa.Column("chain_mac", sa.String(64), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "seq", name="pk_audit_chain"),
         sa.UniqueConstraint("municipality_id", "event_id", name="uq_audit_chain_municipality_id_event_id"),
-        _municipality_fk("audit_chain"),
+        municipality_fk("audit_chain"),
     )
     op.create_table(
         "audit_settings",
@@ -69,7 +61,7 @@ def upgrade() -> None:
         sa.Column("retention_days", sa.Integer(), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", name="pk_audit_settings"),
-        _municipality_fk("audit_settings"),
+        municipality_fk("audit_settings"),
     )
     for table in TENANT_TABLES:
         enable_tenant_isolation(op, table)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from core.db.base import UTCDateTime
+from core.db.migration import municipality_fk
 from core.db.rls import disable_tenant_isolation, enable_tenant_isolation
 
 revision = "core_0004"
@@ -20,15 +21,6 @@ depends_on = None
 
 TENANT_TABLES = ("outbox_messages", "job_runs", "periodic_claims")
 PENDING = sa.text("relayed_at IS NULL")
-
-
-def _municipality_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["municipality_id"],
-        ["municipalities.id"],
-        ondelete="RESTRICT",
-        name=f"fk_{table}_municipality_id_municipalities",
-    )
 
 
 def upgrade() -> None:
@@ -47,7 +39,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(500), nullable=True),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_outbox_messages"),
         sa.UniqueConstraint("municipality_id", "key", name="uq_outbox_messages_municipality_id_key"),
-        _municipality_fk("outbox_messages"),
+        municipality_fk("outbox_messages"),
     )
     op.create_index(
         "ix_outbox_messages_pending",
@@ -63,7 +55,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(200), nullable=False),
         sa.Column("done_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "job", "key", name="pk_job_runs"),
-        _municipality_fk("job_runs"),
+        municipality_fk("job_runs"),
     )
     op.create_table(
         "periodic_claims",
@@ -72,7 +64,7 @@ def upgrade() -> None:
         sa.Column("period_start", UTCDateTime(), nullable=False),
         sa.Column("claimed_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "job", name="pk_periodic_claims"),
-        _municipality_fk("periodic_claims"),
+        municipality_fk("periodic_claims"),
     )
     for table in TENANT_TABLES:
         enable_tenant_isolation(op, table)

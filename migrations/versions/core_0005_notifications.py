@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from core.db.base import UTCDateTime
+from core.db.migration import tenant_columns
 from core.db.rls import disable_tenant_isolation, enable_tenant_isolation
 
 revision = "core_0005"
@@ -31,18 +32,6 @@ TENANT_TABLES = (
 )
 
 
-def _municipality(table: str) -> list[sa.SchemaItem]:
-    return [
-        sa.Column("municipality_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["municipality_id"],
-            ["municipalities.id"],
-            ondelete="RESTRICT",
-            name=f"fk_{table}_municipality_id_municipalities",
-        ),
-    ]
-
-
 def _account(table: str) -> list[sa.SchemaItem]:
     return [
         sa.Column("account_id", sa.Uuid(), nullable=False),
@@ -55,7 +44,7 @@ def _account(table: str) -> list[sa.SchemaItem]:
 def upgrade() -> None:
     op.create_table(
         "notifications",
-        *_municipality("notifications"),
+        *tenant_columns("notifications"),
         sa.Column("id", sa.Uuid(), nullable=False),
         *_account("notifications"),
         sa.Column("dedupe_key", sa.String(200), nullable=False),
@@ -81,7 +70,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "notification_topic_sends",
-        *_municipality("notification_topic_sends"),
+        *tenant_columns("notification_topic_sends"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("key", sa.String(200), nullable=False),
         sa.Column("topic", sa.String(40), nullable=False),
@@ -98,7 +87,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "notification_deliveries",
-        *_municipality("notification_deliveries"),
+        *tenant_columns("notification_deliveries"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("notification_id", sa.Uuid(), nullable=True),
         sa.Column("topic_send_id", sa.Uuid(), nullable=True),
@@ -138,7 +127,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "notification_preferences",
-        *_municipality("notification_preferences"),
+        *tenant_columns("notification_preferences"),
         *_account("notification_preferences"),
         sa.Column("channel", sa.String(40), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
@@ -149,7 +138,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "topic_subscriptions",
-        *_municipality("topic_subscriptions"),
+        *tenant_columns("topic_subscriptions"),
         sa.Column("topic", sa.String(40), nullable=False),
         *_account("topic_subscriptions"),
         sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -160,7 +149,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "notification_topics",
-        *_municipality("notification_topics"),
+        *tenant_columns("notification_topics"),
         sa.Column("name", sa.String(40), nullable=False),
         sa.Column("title", sa.String(100), nullable=False),
         sa.Column("title_en", sa.String(100), nullable=False),
@@ -169,7 +158,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "webhook_endpoints",
-        *_municipality("webhook_endpoints"),
+        *tenant_columns("webhook_endpoints"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("name", sa.String(100), nullable=False),
         sa.Column("url", sa.String(2000), nullable=False),
@@ -182,7 +171,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "notification_settings",
-        *_municipality("notification_settings"),
+        *tenant_columns("notification_settings"),
         sa.Column("email_from", sa.String(254), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", name="pk_notification_settings"),

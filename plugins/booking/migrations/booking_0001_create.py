@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from core.db.base import UTCDateTime
+from core.db.migration import tenant_columns, tenant_reference
 from core.db.rls import disable_tenant_isolation, enable_tenant_isolation
 
 revision = "booking_0001"
@@ -41,27 +42,6 @@ TABLES = (
 LIVE_STATES = "('held', 'review', 'won', 'confirmed')"
 
 
-def _tenant(table: str) -> list[sa.SchemaItem]:
-    return [
-        sa.Column("municipality_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["municipality_id"],
-            ["municipalities.id"],
-            ondelete="RESTRICT",
-            name=f"fk_{table}_municipality_id_municipalities",
-        ),
-    ]
-
-
-def _ref(columns: list[str], table: str, name: str, ondelete: str = "RESTRICT") -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["municipality_id", *columns],
-        [f"{table}.municipality_id", f"{table}.id"],
-        name=name,
-        ondelete=ondelete,
-    )
-
-
 def _timestamps() -> list[sa.Column]:
     return [
         sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -72,7 +52,7 @@ def _timestamps() -> list[sa.Column]:
 def upgrade() -> None:
     op.create_table(
         "booking_facilities",
-        *_tenant("booking_facilities"),
+        *tenant_columns("booking_facilities"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("source_key", sa.String(120), nullable=True),
         sa.Column("name", sa.String(200), nullable=False),
@@ -100,7 +80,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "booking_units",
-        *_tenant("booking_units"),
+        *tenant_columns("booking_units"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("facility_id", sa.Uuid(), nullable=False),
         sa.Column("parent_id", sa.Uuid(), nullable=True),
@@ -117,13 +97,13 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         *_timestamps(),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_booking_units"),
-        _ref(["facility_id"], "booking_facilities", "fk_booking_units_facility"),
-        _ref(["parent_id"], "booking_units", "fk_booking_units_parent"),
+        tenant_reference(["facility_id"], "booking_facilities", "fk_booking_units_facility"),
+        tenant_reference(["parent_id"], "booking_units", "fk_booking_units_parent"),
     )
     op.create_index("ix_booking_units_facility", "booking_units", ["municipality_id", "facility_id"])
     op.create_table(
         "booking_reservations",
-        *_tenant("booking_reservations"),
+        *tenant_columns("booking_reservations"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("state", sa.String(32), nullable=False),
         sa.Column("state_version", sa.Integer(), nullable=False),
@@ -144,7 +124,7 @@ def upgrade() -> None:
         sa.Column("local_time", sa.String(40), nullable=False),
         *_timestamps(),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_booking_reservations"),
-        _ref(["unit_id"], "booking_units", "fk_booking_reservations_unit"),
+        tenant_reference(["unit_id"], "booking_units", "fk_booking_reservations_unit"),
     )
     op.create_index(
         "ix_booking_reservations_unit_start",
@@ -159,15 +139,17 @@ def upgrade() -> None:
     op.create_index("ix_booking_reservations_start", "booking_reservations", ["municipality_id", "starts_at"])
     op.create_table(
         "booking_occupancies",
-        *_tenant("booking_occupancies"),
+        *tenant_columns("booking_occupancies"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("reservation_id", sa.Uuid(), nullable=False),
         sa.Column("unit_id", sa.Uuid(), nullable=False),
         sa.Column("starts_at", UTCDateTime(), nullable=False),
         sa.Column("ends_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_booking_occupancies"),
-        _ref(["reservation_id"], "booking_reservations", "fk_booking_occupancies_reservation", "CASCADE"),
-        _ref(["unit_id"], "booking_units", "fk_booking_occupancies_unit"),
+        tenant_reference(
+            ["reservation_id"], "booking_reservations", "fk_booking_occupancies_reservation", "CASCADE"
+        ),
+        tenant_reference(["unit_id"], "booking_units", "fk_booking_occupancies_unit"),
         sa.CheckConstraint("starts_at < ends_at", name="ck_booking_occupancies_range"),
     )
     op.create_index(
@@ -180,7 +162,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "booking_waitlist",
-        *_tenant("booking_waitlist"),
+        *tenant_columns("booking_waitlist"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("unit_id", sa.Uuid(), nullable=False),
         sa.Column("account_id", sa.Uuid(), nullable=False),
@@ -190,14 +172,14 @@ def upgrade() -> None:
         sa.Column("reservation_id", sa.Uuid(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_booking_waitlist"),
-        _ref(["unit_id"], "booking_units", "fk_booking_waitlist_unit"),
+        tenant_reference(["unit_id"], "booking_units", "fk_booking_waitlist_unit"),
     )
     op.create_index(
         "ix_booking_waitlist_unit_start", "booking_waitlist", ["municipality_id", "unit_id", "starts_at"]
     )
     op.create_table(
         "booking_lottery_applications",
-        *_tenant("booking_lottery_applications"),
+        *tenant_columns("booking_lottery_applications"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("facility_id", sa.Uuid(), nullable=False),
         sa.Column("month", sa.String(7), nullable=False),
@@ -205,7 +187,7 @@ def upgrade() -> None:
         sa.Column("group_name", sa.String(100), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_booking_lottery_applications"),
-        _ref(["facility_id"], "booking_facilities", "fk_booking_lottery_applications_facility"),
+        tenant_reference(["facility_id"], "booking_facilities", "fk_booking_lottery_applications_facility"),
         sa.UniqueConstraint(
             "municipality_id",
             "facility_id",
@@ -219,7 +201,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "booking_lottery_wishes",
-        *_tenant("booking_lottery_wishes"),
+        *tenant_columns("booking_lottery_wishes"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("application_id", sa.Uuid(), nullable=False),
         sa.Column("rank", sa.Integer(), nullable=False),
@@ -229,13 +211,13 @@ def upgrade() -> None:
         sa.Column("won", sa.Boolean(), nullable=True),
         sa.Column("reservation_id", sa.Uuid(), nullable=True),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_booking_lottery_wishes"),
-        _ref(
+        tenant_reference(
             ["application_id"],
             "booking_lottery_applications",
             "fk_booking_lottery_wishes_application",
             "CASCADE",
         ),
-        _ref(["unit_id"], "booking_units", "fk_booking_lottery_wishes_unit"),
+        tenant_reference(["unit_id"], "booking_units", "fk_booking_lottery_wishes_unit"),
     )
     op.create_index(
         "ix_booking_lottery_wishes_application",
@@ -244,7 +226,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "booking_lottery_draws",
-        *_tenant("booking_lottery_draws"),
+        *tenant_columns("booking_lottery_draws"),
         sa.Column("month", sa.String(7), nullable=False),
         sa.Column("seed_sha256", sa.String(64), nullable=False),
         sa.Column("seed", sa.String(64), nullable=True),

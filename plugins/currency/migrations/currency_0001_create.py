@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from core.db.base import UTCDateTime
+from core.db.migration import tenant_columns
 from core.db.rls import disable_tenant_isolation, enable_tenant_isolation
 
 revision = "currency_0001"
@@ -42,23 +43,10 @@ TRANSFER_KINDS = "kind IN ('issue', 'award', 'payment', 'refund', 'redeem', 'exp
 LOT_SOURCES = "source IN ('purchased', 'bonus', 'award', 'refund')"
 
 
-def _municipality(table: str) -> list[sa.SchemaItem]:
-    """The ``municipality_id`` column that leads every key, and its foreign key."""
-    return [
-        sa.Column("municipality_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["municipality_id"],
-            ["municipalities.id"],
-            ondelete="RESTRICT",
-            name=f"fk_{table}_municipality_id_municipalities",
-        ),
-    ]
-
-
 def _create_tables() -> None:
     op.create_table(
         "currency_accounts",
-        *_municipality("currency_accounts"),
+        *tenant_columns("currency_accounts"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("currency", sa.String(16), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
@@ -84,7 +72,7 @@ def _create_tables() -> None:
     )
     op.create_table(
         "currency_transfers",
-        *_municipality("currency_transfers"),
+        *tenant_columns("currency_transfers"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("currency", sa.String(16), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
@@ -134,7 +122,7 @@ def _create_tables() -> None:
     op.create_index("ix_currency_transfers_created", "currency_transfers", ["municipality_id", "created_at"])
     op.create_table(
         "currency_entries",
-        *_municipality("currency_entries"),
+        *tenant_columns("currency_entries"),
         sa.Column("transfer_id", sa.Uuid(), nullable=False),
         sa.Column("line", sa.SmallInteger(), nullable=False),
         sa.Column("account_id", sa.Uuid(), nullable=False),
@@ -159,7 +147,7 @@ def _create_tables() -> None:
     )
     op.create_table(
         "currency_lots",
-        *_municipality("currency_lots"),
+        *tenant_columns("currency_lots"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("transfer_id", sa.Uuid(), nullable=False),
@@ -190,7 +178,7 @@ def _create_tables() -> None:
     op.create_index("ix_currency_lots_expiry", "currency_lots", ["municipality_id", "expires_at"])
     op.create_table(
         "currency_lot_draws",
-        *_municipality("currency_lot_draws"),
+        *tenant_columns("currency_lot_draws"),
         sa.Column("transfer_id", sa.Uuid(), nullable=False),
         sa.Column("lot_id", sa.Uuid(), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
@@ -210,7 +198,7 @@ def _create_tables() -> None:
     op.create_index("ix_currency_lot_draws_lot", "currency_lot_draws", ["municipality_id", "lot_id"])
     op.create_table(
         "currency_merchants",
-        *_municipality("currency_merchants"),
+        *tenant_columns("currency_merchants"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("name", sa.String(100), nullable=False),
         sa.Column("category", sa.String(32), nullable=False),
@@ -220,7 +208,7 @@ def _create_tables() -> None:
     )
     op.create_table(
         "currency_merchant_members",
-        *_municipality("currency_merchant_members"),
+        *tenant_columns("currency_merchant_members"),
         sa.Column("merchant_id", sa.Uuid(), nullable=False),
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -241,7 +229,7 @@ def _create_tables() -> None:
     )
     op.create_table(
         "currency_holder_profiles",
-        *_municipality("currency_holder_profiles"),
+        *tenant_columns("currency_holder_profiles"),
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("birth_year", sa.SmallInteger(), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
@@ -259,7 +247,7 @@ def _create_tables() -> None:
     )
     op.create_table(
         "currency_idempotency_keys",
-        *_municipality("currency_idempotency_keys"),
+        *tenant_columns("currency_idempotency_keys"),
         sa.Column("caller", sa.String(80), nullable=False),
         sa.Column("key", sa.String(200), nullable=False),
         sa.Column("request_hash", sa.String(64), nullable=False),
@@ -270,7 +258,7 @@ def _create_tables() -> None:
     )
     op.create_table(
         "currency_stats_weeks",
-        *_municipality("currency_stats_weeks"),
+        *tenant_columns("currency_stats_weeks"),
         sa.Column("currency", sa.String(16), nullable=False),
         sa.Column("week", sa.String(8), nullable=False),
         sa.Column("min_people", sa.Integer(), nullable=False),
@@ -281,7 +269,7 @@ def _create_tables() -> None:
     )
     op.create_table(
         "currency_stats_cells",
-        *_municipality("currency_stats_cells"),
+        *tenant_columns("currency_stats_cells"),
         sa.Column("currency", sa.String(16), nullable=False),
         sa.Column("week", sa.String(8), nullable=False),
         sa.Column("category", sa.String(32), nullable=False),

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from core.db.base import UTCDateTime
+from core.db.migration import tenant_columns, tenant_reference
 from core.db.rls import disable_tenant_isolation, enable_tenant_isolation
 
 revision = "health_0001"
@@ -34,31 +35,10 @@ TABLES = (
 )
 
 
-def _tenant(table: str) -> list[sa.SchemaItem]:
-    return [
-        sa.Column("municipality_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["municipality_id"],
-            ["municipalities.id"],
-            ondelete="RESTRICT",
-            name=f"fk_{table}_municipality_id_municipalities",
-        ),
-    ]
-
-
-def _ref(columns: list[str], table: str, name: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["municipality_id", *columns],
-        [f"{table}.municipality_id", f"{table}.id"],
-        name=name,
-        ondelete="RESTRICT",
-    )
-
-
 def upgrade() -> None:
     op.create_table(
         "health_people",
-        *_tenant("health_people"),
+        *tenant_columns("health_people"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("account_id", sa.Uuid(), nullable=True),
         sa.Column("proxy_account_id", sa.Uuid(), nullable=True),
@@ -77,7 +57,7 @@ def upgrade() -> None:
     op.create_index("ix_health_people_proxy", "health_people", ["municipality_id", "proxy_account_id"])
     op.create_table(
         "health_events",
-        *_tenant("health_events"),
+        *tenant_columns("health_events"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("title", sa.String(200), nullable=False),
         sa.Column("title_kana", sa.String(200), nullable=False),
@@ -97,7 +77,7 @@ def upgrade() -> None:
     op.create_index("ix_health_events_start", "health_events", ["municipality_id", "starts_at"])
     op.create_table(
         "health_registrations",
-        *_tenant("health_registrations"),
+        *tenant_columns("health_registrations"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("person_id", sa.Uuid(), nullable=False),
@@ -106,8 +86,8 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("checked_in_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_health_registrations"),
-        _ref(["event_id"], "health_events", "fk_health_registrations_event"),
-        _ref(["person_id"], "health_people", "fk_health_registrations_person"),
+        tenant_reference(["event_id"], "health_events", "fk_health_registrations_event"),
+        tenant_reference(["person_id"], "health_people", "fk_health_registrations_person"),
     )
     op.create_index(
         "ix_health_registrations_event", "health_registrations", ["municipality_id", "event_id", "state"]
@@ -117,7 +97,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "health_scans",
-        *_tenant("health_scans"),
+        *tenant_columns("health_scans"),
         sa.Column("nonce", sa.String(64), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
@@ -128,19 +108,19 @@ def upgrade() -> None:
     )
     op.create_table(
         "health_consents",
-        *_tenant("health_consents"),
+        *tenant_columns("health_consents"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("person_id", sa.Uuid(), nullable=False),
         sa.Column("programme", sa.String(40), nullable=False),
         sa.Column("given_at", UTCDateTime(), nullable=False),
         sa.Column("withdrawn_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_health_consents"),
-        _ref(["person_id"], "health_people", "fk_health_consents_person"),
+        tenant_reference(["person_id"], "health_people", "fk_health_consents_person"),
         sa.UniqueConstraint("municipality_id", "person_id", "programme", name="uq_health_consents_person"),
     )
     op.create_table(
         "health_measures",
-        *_tenant("health_measures"),
+        *tenant_columns("health_measures"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("person_id", sa.Uuid(), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
@@ -150,15 +130,15 @@ def upgrade() -> None:
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("recorded_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_health_measures"),
-        _ref(["person_id"], "health_people", "fk_health_measures_person"),
-        _ref(["event_id"], "health_events", "fk_health_measures_event"),
+        tenant_reference(["person_id"], "health_people", "fk_health_measures_person"),
+        tenant_reference(["event_id"], "health_events", "fk_health_measures_event"),
     )
     op.create_index(
         "ix_health_measures_person", "health_measures", ["municipality_id", "person_id", "programme"]
     )
     op.create_table(
         "health_awards",
-        *_tenant("health_awards"),
+        *tenant_columns("health_awards"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("person_id", sa.Uuid(), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
@@ -168,8 +148,8 @@ def upgrade() -> None:
         sa.Column("fiscal_year", sa.Integer(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_health_awards"),
-        _ref(["person_id"], "health_people", "fk_health_awards_person"),
-        _ref(["event_id"], "health_events", "fk_health_awards_event"),
+        tenant_reference(["person_id"], "health_people", "fk_health_awards_person"),
+        tenant_reference(["event_id"], "health_events", "fk_health_awards_event"),
         sa.UniqueConstraint("municipality_id", "person_id", "event_id", "rule", name="uq_health_awards_once"),
     )
     op.create_index(
@@ -177,7 +157,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "health_redemptions",
-        *_tenant("health_redemptions"),
+        *tenant_columns("health_redemptions"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("person_id", sa.Uuid(), nullable=False),
         sa.Column("idempotency_key", sa.String(100), nullable=False),
@@ -188,7 +168,7 @@ def upgrade() -> None:
         sa.Column("transfer_id", sa.String(64), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_health_redemptions"),
-        _ref(["person_id"], "health_people", "fk_health_redemptions_person"),
+        tenant_reference(["person_id"], "health_people", "fk_health_redemptions_person"),
         sa.UniqueConstraint(
             "municipality_id", "person_id", "idempotency_key", name="uq_health_redemptions_key"
         ),

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from core.db.base import UTCDateTime
+from core.db.migration import tenant_columns
 from core.db.rls import disable_tenant_isolation, enable_tenant_isolation
 
 revision = "opinion_box_0001"
@@ -22,7 +23,7 @@ depends_on = "core_0001"
 def upgrade() -> None:
     op.create_table(
         "opinion_box_opinions",
-        sa.Column("municipality_id", sa.Integer(), nullable=False),
+        *tenant_columns("opinion_box_opinions"),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("receipt", sa.String(12), nullable=False),
         sa.Column("topic", sa.String(100), nullable=False),
@@ -34,12 +35,6 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("municipality_id", "id", name="pk_opinion_box_opinions"),
         sa.UniqueConstraint("municipality_id", "receipt", name="uq_opinion_box_opinions_receipt"),
-        sa.ForeignKeyConstraint(
-            ["municipality_id"],
-            ["municipalities.id"],
-            ondelete="RESTRICT",
-            name="fk_opinion_box_opinions_municipality_id_municipalities",
-        ),
     )
     enable_tenant_isolation(op, "opinion_box_opinions")
 
