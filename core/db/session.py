@@ -90,8 +90,9 @@ class SessionFactory:
 
 
 @event.listens_for(Session, "after_begin")
-def _set_rls_context(session: Session, _transaction: Any, connection: Any) -> None:
-    if connection.dialect.name != "postgresql":
+def _set_rls_context(session: Session, transaction: Any, connection: Any) -> None:
+    # A savepoint keeps the settings of the transaction around it, so only the outermost one sets them.
+    if connection.dialect.name != "postgresql" or transaction.nested:
         return
     municipality_id = session.info.get(MUNICIPALITY_KEY)
     platform = "on" if session.info.get(PLATFORM_KEY) else "off"

@@ -2,7 +2,8 @@
 
 Credentials are looked up by their hash in a platform-wide read (the one narrow cross-municipality read of a
 request), so a credential issued in municipality A and presented at B is recognised and refused with 403 rather
-than mistaken for no credential at all. Roles are then read in a session bound to the request's municipality.
+than mistaken for no credential at all. A session's roles come with it, those of the session's own municipality,
+and count only once that is found to be the request's.
 
 Order: ``Authorization: Bearer <access token>``, then ``X-API-Key``, then the session cookie. A credential that is
 present but invalid is an error (401), never a silent fall back to anonymous.
@@ -193,14 +194,19 @@ _SESSION_BY_HASH = (
         _ACCOUNTS.c.id.label("account_id"),
         _ACCOUNTS.c.disabled_at,
         _ACCOUNTS.c.is_operator,
+        _GRANTS.c.role,
     )
-    .select_from(_SESSIONS.outerjoin(_ACCOUNTS, _ACCOUNTS.c.id == _SESSIONS.c.account_id))
+    .select_from(
+        _SESSIONS.outerjoin(_ACCOUNTS, _ACCOUNTS.c.id == _SESSIONS.c.account_id).outerjoin(
+            _GRANTS,
+            (_GRANTS.c.municipality_id == _SESSIONS.c.municipality_id)
+            & (_GRANTS.c.account_id == _ACCOUNTS.c.id),
+        )
+    )
     .where(_SESSIONS.c.token_hash == bindparam("token_hash"))
 )
-_ROLES = select(_GRANTS.c.role).where(
-    _GRANTS.c.municipality_id == bindparam("municipality_id"), _GRANTS.c.account_id == bindparam("account_id")
-)
-"""Roles in the session's own municipality, named explicitly: read in the same transaction as the session."""
+"""One Core statement, built once: the session, its account, and one row per role the account holds in the
+session's own municipality (a single row with no role when it holds none)."""
 
 
 async def session_principal(
@@ -208,8 +214,8 @@ async def session_principal(
 ) -> tuple[Principal, str]:
     """The person a session cookie stands for, and the session's CSRF token.
 
-    One read-only transaction: the session with its account, then (once the session is known to be this
-    municipality's) the roles the account holds in that municipality, filtered by it explicitly.
+    One read: the session with its account and the roles the account holds in the session's own municipality.
+    The roles are used only once the session is known to be the request's municipality's.
 
     :raises NotAuthenticated: unknown, revoked or expired session, or a disabled account.
     :raises Forbidden: a session of another municipality.
@@ -218,15 +224,14 @@ async def session_principal(
         raise NotAuthenticated("malformed session cookie")
     now = utcnow()
     async with platform.sessions.platform_connection(read_only=True) as conn:
-        row = (await conn.execute(_SESSION_BY_HASH, {"token_hash": sha256_hex(token)})).first()
-        if row is None or row.revoked_at is not None or row.expires_at <= now:
-            raise NotAuthenticated("the session has ended; log in again")
-        _check_municipality(row.municipality_id, municipality, "session")
-        if row.account_id is None or row.disabled_at is not None:
-            raise NotAuthenticated("the account is disabled")
-        roles = frozenset(
-            await conn.scalars(_ROLES, {"municipality_id": row.municipality_id, "account_id": row.account_id})
-        )
+        rows = (await conn.execute(_SESSION_BY_HASH, {"token_hash": sha256_hex(token)})).all()
+    row = rows[0] if rows else None
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        raise NotAuthenticated("the session has ended; log in again")
+    _check_municipality(row.municipality_id, municipality, "session")
+    if row.account_id is None or row.disabled_at is not None:
+        raise NotAuthenticated("the account is disabled")
+    roles = frozenset(r.role for r in rows if r.role is not None)
     if now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
         async with platform.sessions.platform_connection() as conn:
             await conn.execute(

@@ -249,3 +249,26 @@ async def test_orm_bulk_inserts_must_name_the_bound_municipality_on_every_row(pl
     async with platform.sessions.platform() as session:
         owners = list(await session.scalars(select(Notice.municipality_id)))
     assert owners == [miki.id, miki.id]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=False)
+async def test_savepoints_keep_the_row_level_security_context(isolated: Platform) -> None:
+    """Only a session's outermost transaction sets the context; savepoints (every workflow step) inherit it, also
+    after one of them is rolled back."""
+    setting = text("SELECT current_setting('tsunagu.municipality_id'), current_setting('tsunagu.platform')")
+    miki = isolated.municipality("miki")
+    async with isolated.sessions.tenant(miki.id) as session:
+        async with session.begin_nested():
+            assert tuple((await session.execute(setting)).one()) == (str(miki.id), "off")
+        nested = await session.begin_nested()
+        await session.execute(setting)
+        await nested.rollback()
+        assert tuple((await session.execute(setting)).one()) == (str(miki.id), "off")
+        async with session.begin_nested():
+            assert (
+                await session.execute(
+                    text("SELECT count(*) FROM plugin_enablements WHERE municipality_id <> :m"),
+                    {"m": miki.id},
+                )
+            ).scalar() == 0
