@@ -28,6 +28,14 @@ MAX_KEY_LENGTH = 200
 MAX_EVENT_KEY_LENGTH = 150
 """Room left for ``event:`` before and ``:<plugin>`` after, in the keys of the per-plugin deliveries."""
 DELIVER_EVENT = "core.deliver_event"
+_INSERT = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(OutboxMessage.__table__).on_conflict_do_nothing(
+        index_elements=["municipality_id", "key"]
+    )
+    for dialect in (postgresql, sqlite)
+}
+"""One statement per backend, built once (every workflow timer and event writes one): a Core insert, so no ORM
+object; the municipality is the session's own, set above."""
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,22 +83,17 @@ async def send_later(
         raise TypeError(f"arguments of {job} must be JSON-serialisable: {exc}") from exc
     message_id = uuid.uuid4()
     now = utcnow()
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        insert(OutboxMessage)
-        .values(
-            municipality_id=municipality_id,
-            id=message_id,
-            key=key if key is not None else str(message_id),
-            job=job,
-            kwargs=plain,
-            created_at=now,
-            not_before=not_before or now,
-            attempts=0,
-        )
-        .on_conflict_do_nothing(index_elements=["municipality_id", "key"])
-    )
-    result = await session.execute(statement)
+    row = {
+        "municipality_id": municipality_id,
+        "id": message_id,
+        "key": key if key is not None else str(message_id),
+        "job": job,
+        "kwargs": plain,
+        "created_at": now,
+        "not_before": not_before or now,
+        "attempts": 0,
+    }
+    result = await session.execute(_INSERT[session.get_bind().dialect.name], row)
     added = bool(result.rowcount)  # type: ignore[attr-defined]
     if added:
         mark_written(session)

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,16 +41,25 @@ def occupied_range(unit: Unit, starts_at: datetime, ends_at: datetime) -> tuple[
     )
 
 
+_FIRST_OVERLAP = (
+    select(Occupancy.unit_id)
+    .where(
+        Occupancy.unit_id.in_(bindparam("unit_ids", expanding=True)),
+        Occupancy.starts_at < bindparam("ends_at"),
+        Occupancy.ends_at > bindparam("starts_at"),
+    )
+    .order_by(Occupancy.starts_at)
+    .limit(1)
+)
+"""Built once: it runs on every booking."""
+
+
 async def first_overlap(
     session: AsyncSession, unit_ids: Sequence[uuid.UUID], starts_at: datetime, ends_at: datetime
 ) -> uuid.UUID | None:
     """The unit of the earliest occupancy overlapping the range, if any (a column read: no object built)."""
-    return await session.scalar(
-        select(Occupancy.unit_id)
-        .where(Occupancy.unit_id.in_(unit_ids), Occupancy.starts_at < ends_at, Occupancy.ends_at > starts_at)
-        .order_by(Occupancy.starts_at)
-        .limit(1)
-    )
+    params = {"unit_ids": list(unit_ids), "starts_at": starts_at, "ends_at": ends_at}
+    return await session.scalar(_FIRST_OVERLAP, params)
 
 
 def is_overlap_error(exc: DBAPIError) -> bool:
