@@ -217,7 +217,7 @@ class Platform:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
             self._refresher = None
-        await self.engine.dispose()
+        await self.sessions.dispose()
 
 
 def create_platform(

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from core.db.base import TenantScoped
-from core.db.engine import READ_ONLY_OPTION
+from core.db.engine import READ_ONLY_OPTION, create_engine
 from core.exceptions import CrossTenantAccess
 
 MUNICIPALITY_KEY = "tsunagu.municipality_id"
@@ -48,6 +48,14 @@ class SessionFactory:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._maker = async_sessionmaker(engine, expire_on_commit=False)
+        self._reader: AsyncEngine | None = None
+
+    async def dispose(self) -> None:
+        """Close every pooled connection (the engine's and the platform reader's)."""
+        if self._reader is not None:
+            await self._reader.dispose()
+            self._reader = None
+        await self.engine.dispose()
 
     @asynccontextmanager
     async def tenant(self, municipality_id: int) -> AsyncIterator[AsyncSession]:
@@ -83,11 +91,50 @@ class SessionFactory:
                 yield conn
 
     @asynccontextmanager
+    async def platform_reader(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for one cross-municipality read outside any transaction of the caller's: a
+        credential looked up by its hash on every request.
+
+        On PostgreSQL it comes from a pool of its own whose connections are opened read-only and with the platform
+        context (``tsunagu.platform = on``) for their whole life, in autocommit: a read is one round trip, where a
+        :meth:`platform_connection` adds ``BEGIN``, ``set_config`` and ``COMMIT``. Those connections serve nothing
+        else, so the setting cannot reach a tenant's work. On SQLite it is ``platform_connection(read_only=True)``.
+        """
+        if self.engine.dialect.name != "postgresql":
+            async with self.platform_connection(read_only=True) as conn:
+                yield conn
+            return
+        if self._reader is None:
+            self._reader = _platform_reader_engine(self.engine)
+        async with self._reader.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def unbound(self) -> AsyncIterator[AsyncSession]:
         """A session bound to nothing: on PostgreSQL it sees no tenant rows (used by tests to prove that)."""
         async with self._maker() as session:
             async with session.begin():
                 yield session
+
+
+PLATFORM_READERS = 4
+"""Connections of a process's platform reader pool. A credential read holds one for a single round trip, so a
+few serve many concurrent requests; they queue for a connection rather than open and close extra ones."""
+
+
+def _platform_reader_engine(engine: AsyncEngine) -> AsyncEngine:
+    settings = {
+        "tsunagu.platform": "on",
+        "tsunagu.municipality_id": "",
+        "default_transaction_read_only": "on",
+    }
+    return create_engine(
+        engine.url.render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"server_settings": settings},
+        pool_size=PLATFORM_READERS,
+        max_overflow=0,
+    )
 
 
 @event.listens_for(Session, "after_begin")

@@ -152,7 +152,7 @@ async def principal_from_api_key(
         raise NotAuthenticated("malformed API key")
     prefix, full = parsed
     now = utcnow()
-    async with platform.sessions.platform_connection(read_only=True) as conn:
+    async with platform.sessions.platform_reader() as conn:
         row = (await conn.execute(_KEY_BY_PREFIX, {"prefix": prefix})).first()
     if row is None or not hmac.compare_digest(row.secret_hash, sha256_hex(full)):
         raise NotAuthenticated("unknown API key")
@@ -223,7 +223,7 @@ async def session_principal(
     if len(token) > 200:
         raise NotAuthenticated("malformed session cookie")
     now = utcnow()
-    async with platform.sessions.platform_connection(read_only=True) as conn:
+    async with platform.sessions.platform_reader() as conn:
         rows = (await conn.execute(_SESSION_BY_HASH, {"token_hash": sha256_hex(token)})).all()
     row = rows[0] if rows else None
     if row is None or row.revoked_at is not None or row.expires_at <= now:

@@ -269,7 +269,9 @@ class JobRunner:
         if self._loop is not None:
             loop = self._loop
             if self._job_platform is not None:
-                asyncio.run_coroutine_threadsafe(self._job_platform.engine.dispose(), loop).result(timeout=10)
+                asyncio.run_coroutine_threadsafe(self._job_platform.sessions.dispose(), loop).result(
+                    timeout=10
+                )
             loop.call_soon_threadsafe(loop.stop)
             if self._loop_thread is not None:
                 self._loop_thread.join(timeout=10)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from core.db.base import utcnow
 from core.identity.apikeys import create_api_key
@@ -40,3 +41,25 @@ async def test_a_stale_last_use_is_written(platform: Platform) -> None:
     async with platform.sessions.tenant(miki.id) as session:
         used = await session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == info.id))
     assert used is not None and used > long_ago
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_the_platform_reader_sees_every_municipality_and_cannot_write(platform: Platform) -> None:
+    """Credentials are read on PostgreSQL through connections opened read-only in the platform context, in
+    autocommit; those settings stay on that pool and never reach a tenant session."""
+    miki, sanuki = platform.municipality("miki"), platform.municipality("sanuki")
+    for m in (miki, sanuki):
+        await create_api_key(
+            platform, m, name="till", scopes=["notices:write"], expires_at=utcnow() + timedelta(days=1)
+        )
+    async with platform.sessions.platform_reader() as conn:
+        owners = set(await conn.scalars(select(ApiKey.municipality_id)))
+        assert owners >= {miki.id, sanuki.id}
+        with pytest.raises(DBAPIError, match="read-only"):
+            await conn.execute(update(ApiKey).values(last_used_at=utcnow()))
+    async with platform.sessions.tenant(miki.id) as session:
+        assert set(await session.scalars(select(ApiKey.municipality_id))) == {miki.id}
+        context = text(
+            "SELECT current_setting('tsunagu.platform', true), current_setting('transaction_read_only')"
+        )
+        assert tuple((await session.execute(context)).one()) == ("off", "off")
