@@ -30,6 +30,9 @@ SECRET_KEY_WORDS = (
 of these (so ``X-Api-Key``, ``sessionId`` and ``user[password]`` do)."""
 
 _MAX_DEPTH = 32
+_STAMPED = frozenset({"timestamp", "level", "logger"})
+"""Keys whose values the logging set-up writes itself (over anything logged under those names), so they hold no
+secret: the ISO timestamp, with its ``:``, would otherwise be scanned by every pattern on every line."""
 _KEPT_ON_FAILURE = ("level", "timestamp", "logger", "_record", "_from_structlog")
 """What an event keeps if it cannot be scrubbed: its metadata, and what ``ProcessorFormatter`` needs."""
 _KEY_NOISE = re.compile(r"[^a-z0-9]")
@@ -133,7 +136,10 @@ def redact_secrets(
 ) -> MutableMapping[str, Any]:
     """structlog processor: ``event_dict`` with secrets replaced by ``***`` (see the module docstring)."""
     try:
-        return dict(_redact_item(key, value, 0, frozenset()) for key, value in event_dict.items())
+        return dict(
+            (key, value) if key in _STAMPED else _redact_item(key, value, 0, frozenset())
+            for key, value in event_dict.items()
+        )
     except Exception:  # a processor that raises loses the whole line; losing its values is the lesser harm
         kept = {key: event_dict[key] for key in _KEPT_ON_FAILURE if key in event_dict}
         return kept | {
