@@ -25,8 +25,14 @@ def provide_platform(request: Request[Any, Any, Any]) -> Platform:
     return request.app.state.platform
 
 
-def provide_municipality(request: Request[Any, Any, Any]) -> Municipality:
-    """The municipality this request is bound to. Handlers that ask for it are never reached unbound."""
+def provide_municipality(request: Request[Any, Any, Any], platform: PlatformDep) -> Municipality:
+    """The municipality this request is bound to. Handlers that ask for it are never reached unbound.
+
+    ``platform`` is not used: asking for it puts the three dependencies in a chain (platform, municipality,
+    db_session). Litestar resolves the dependencies of one level concurrently in a task group, which costs a
+    request more than these lookups themselves.
+    """
+    del platform
     municipality = request.scope.get("state", {}).get("municipality")
     if municipality is None:
         raise UnknownMunicipality("this route is served per municipality: use its host or /m/<slug>/")
