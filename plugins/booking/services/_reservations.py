@@ -131,15 +131,18 @@ def cancel_deadline(ctx: BookingContext, facility: Facility, starts_at: datetime
 
 
 def _reads(*extras: ScalarSelect[Any]) -> Select[Any]:
-    """Every unit of the facility of the unit ``:unit_id`` with that facility, ``extras`` beside each row.
+    """The unit ``:unit_id`` and every unit of its facility that is part of another (among them the unit's own
+    parts, which a booking of it occupies too), each with that facility and ``extras`` beside it. A facility of
+    plain courts or rooms gives one row.
 
     Built once at import with bound parameters: a hold pays for running the statement, not for building it.
     """
-    facility_of_unit = select(Unit.facility_id).where(Unit.id == bindparam("unit_id")).scalar_subquery()
+    unit_id = bindparam("unit_id")
+    facility_of_unit = select(Unit.facility_id).where(Unit.id == unit_id).scalar_subquery()
     return (
         select(Unit, Facility, *extras)
         .join(Facility, Facility.id == Unit.facility_id)
-        .where(Unit.facility_id == facility_of_unit)
+        .where(Unit.facility_id == facility_of_unit, (Unit.id == unit_id) | Unit.parent_id.is_not(None))
         .order_by(Unit.name, Unit.id)
     )
 
@@ -175,8 +178,8 @@ _UNITS_PERSON_AND_MONTH = _reads(_RESIDENCE, _LIVE_THIS_MONTH, _DRAWN_AT)
 async def _load(
     session: AsyncSession, unit_id: uuid.UUID, statement: Select[Any] = _UNITS, **params: Any
 ) -> tuple[Facility, Unit, list[Unit], Sequence[Any]]:
-    """The unit, its facility and every unit of that facility (the parts it blocks), in one statement, with the
-    values of the statement's extra columns.
+    """The unit, its facility and the units of that facility that may be its parts (see :func:`_reads`), in one
+    statement, with the values of the statement's extra columns.
 
     :raises NotFound: no such unit here. :raises InvalidInput: the unit takes no bookings.
     """
