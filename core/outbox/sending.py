@@ -29,10 +29,12 @@ MAX_EVENT_KEY_LENGTH = 150
 """Room left for ``event:`` before and ``:<plugin>`` after, in the keys of the per-plugin deliveries."""
 DELIVER_EVENT = "core.deliver_event"
 _INSERT = {
-    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(OutboxMessage.__table__).on_conflict_do_nothing(
+    "postgresql": postgresql.insert(OutboxMessage.__table__).on_conflict_do_nothing(
         index_elements=["municipality_id", "key"]
-    )
-    for dialect in (postgresql, sqlite)
+    ),
+    "sqlite": sqlite.insert(OutboxMessage.__table__).on_conflict_do_nothing(
+        index_elements=["municipality_id", "key"]
+    ),
 }
 """One statement per backend, built once (every workflow timer and event writes one): a Core insert, so no ORM
 object; the municipality is the session's own, set above."""
